@@ -1,0 +1,4 @@
+# Table 1, row 5: BYOL + R-DEM (TG).
+_base_ = '../ediy_resnet50_16xb128-accum2-lars-coslr-300e_in1k.py'
+
+model = dict(head=dict(lambda_riem=0.))

@@ -1,0 +1,4 @@
+# Table 1, row 3: R-IEM (TG) alone (the paper reports a collapse).
+_base_ = '../ediy_resnet50_16xb128-accum2-lars-coslr-300e_in1k.py'
+
+model = dict(head=dict(lambda_rdem=0., lambda_byol=0.))

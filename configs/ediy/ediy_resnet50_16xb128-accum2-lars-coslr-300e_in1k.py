@@ -1,0 +1,71 @@
+# E-DIY, the paper's recipe (Sec. 4.2) on ImageNet-1K, 300 epochs.
+# BYOL's architecture, augmentations and LARS optimiser (inherited from
+# mmpretrain's BYOL config), 16 GPUs x 128 images with gradient
+# accumulation x2 = BYOL's batch of 4096, lr 3.2, weight decay 1.5e-6 (bias
+# and BN excluded from decay and LARS adaptation), 10 warm-up epochs then
+# cosine, tau_base 0.996. The teacher is a frozen BYOL ResNet-50.
+_base_ = 'mmpretrain::byol/byol_resnet50_16xb256-coslr-200e_in1k.py'
+
+custom_imports = dict(imports=['ediy_mm'], allow_failed_imports=False)
+
+# The one option to set: a BYOL ResNet-50 checkpoint (mmpretrain format;
+# for a torchvision state dict also set model.teacher.prefix='').
+teacher_checkpoint = 'checkpoints/byol_resnet50_in1k.pth'
+
+train_dataloader = dict(batch_size=128)
+
+model = dict(
+    type='EDIY',
+    base_momentum=0.004,  # 1 - tau_base, tau_base = 0.996
+    neck=dict(
+        _delete_=True,
+        type='EDIYNeck',
+        in_channels=2048,
+        hid_channels=4096,
+        out_channels=256,
+        with_bias=True,
+        with_last_bn=False),
+    head=dict(
+        _delete_=True,
+        type='EDIYHead',
+        predictor=dict(
+            type='NonLinearNeck',
+            in_channels=256,
+            hid_channels=4096,
+            out_channels=256,
+            num_layers=2,
+            with_bias=True,
+            with_last_bn=False,
+            with_avg_pool=False),
+        lambda_rdem=1.0,  # lambda_1 of eq. 3
+        lambda_riem=1.0,  # lambda_2
+        lambda_byol=1.0,  # lambda_3
+        region_choice='teacher',
+        rdem_negative='region'),
+    teacher=dict(
+        source='checkpoint',
+        checkpoint=teacher_checkpoint,
+        backbone=dict(type='ResNet', depth=50, out_indices=(3, )),
+        prefix='backbone.'))
+
+# 16 GPUs x 128 x 2 accumulation steps = 4096 images per update.
+optim_wrapper = dict(
+    optimizer=dict(lr=3.2, weight_decay=1.5e-6), accumulative_counts=2)
+
+param_scheduler = [
+    dict(
+        type='LinearLR',
+        start_factor=1e-4,
+        by_epoch=True,
+        begin=0,
+        end=10,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR', T_max=290, by_epoch=True, begin=10, end=300)
+]
+train_cfg = dict(max_epochs=300)
+
+custom_hooks = [dict(type='TeacherHook')]
+
+# tools/train.py --auto-scale-lr counts GPUs x batch x accumulative_counts.
+auto_scale_lr = dict(base_batch_size=4096)

@@ -1,0 +1,17 @@
+"""ediy_mm: E-DIY region-level self-supervised pre-training for OpenMMLab.
+
+Importing the package registers its modules into mmpretrain's registries
+and makes mmengine load its own checkpoints on torch >= 2.6 without turning
+off ``weights_only`` (see :mod:`ediy_mm.utils.safe_checkpoint`). Add it to
+any mmpretrain or mmdet config with::
+
+    custom_imports = dict(imports=['ediy_mm'], allow_failed_imports=False)
+"""
+from .utils import install_safe_checkpoint_loading
+from .version import __version__
+
+install_safe_checkpoint_loading()
+
+from . import datasets, engine, models  # noqa: E402,F401
+
+__all__ = ['__version__', 'datasets', 'engine', 'models']

@@ -1,0 +1,3 @@
+from .teacher_hook import TeacherHook
+
+__all__ = ['TeacherHook']

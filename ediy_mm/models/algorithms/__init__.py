@@ -1,0 +1,7 @@
+from .ediy import EDIY, check_two_views
+from .teacher import FrozenTeacher, TeacherCheckpointError, weights_fingerprint
+
+__all__ = [
+    'EDIY', 'FrozenTeacher', 'TeacherCheckpointError', 'check_two_views',
+    'weights_fingerprint'
+]

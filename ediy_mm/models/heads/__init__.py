@@ -1,0 +1,3 @@
+from .ediy_head import EDIYHead
+
+__all__ = ['EDIYHead']

@@ -1,0 +1,81 @@
+"""Safe loading of mmengine checkpoints on torch >= 2.6.
+
+Since torch 2.6, :func:`torch.load` defaults to ``weights_only=True`` and
+refuses any pickled global that is not on an allow-list. mmengine 0.10.7
+calls ``torch.load`` without arguments, so ``resume``, ``load_from`` and
+``init_cfg=dict(type='Pretrained')`` fail on the checkpoints mmengine itself
+writes: they hold the message hub's :class:`HistoryBuffer` and the numpy
+arrays inside it. Turning ``weights_only`` off would let any pickle run
+code. Instead, every mmengine checkpoint loader is wrapped so that it runs
+with exactly the globals mmengine's own checkpoints contain allow-listed
+(:data:`MMENGINE_CHECKPOINT_GLOBALS`); a pickle that carries any other
+global is refused with :class:`UnsafeCheckpointError`, naming the file and
+the global.
+"""
+import functools
+import pickle
+from typing import Callable, List
+
+import numpy as np
+import torch
+from mmengine.logging import HistoryBuffer
+from mmengine.runner.checkpoint import CheckpointLoader
+
+__all__ = [
+    'MMENGINE_CHECKPOINT_GLOBALS', 'UnsafeCheckpointError',
+    'install_safe_checkpoint_loading'
+]
+
+
+def _numpy_globals() -> List[object]:
+    """The numpy globals that pickled arrays and scalars reference."""
+    # numpy >= 2 moved ``numpy.core`` to ``numpy._core``.
+    core = getattr(np, '_core', None) or np.core
+    dtype_classes = [
+        type(np.dtype(name)) for name in ('float64', 'float32', 'float16',
+                                          'int64', 'int32', 'bool')
+    ]
+    return [
+        core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray,
+        np.dtype, *dtype_classes
+    ]
+
+
+#: What mmengine 0.10.7's own checkpoints reference besides tensors and
+#: builtin containers: the message hub's history buffers (numpy arrays).
+MMENGINE_CHECKPOINT_GLOBALS: List[object] = [HistoryBuffer, *_numpy_globals()]
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """A checkpoint holds a pickled global that is not on the allow-list."""
+
+
+def _safe(loader: Callable) -> Callable:
+    """Wrap an mmengine checkpoint loader with the allow-list."""
+
+    @functools.wraps(loader)
+    def safe_loader(filename, map_location):
+        with torch.serialization.safe_globals(MMENGINE_CHECKPOINT_GLOBALS):
+            try:
+                return loader(filename, map_location)
+            except pickle.UnpicklingError as err:
+                raise UnsafeCheckpointError(
+                    f'Refusing to load checkpoint {filename!r}: it contains '
+                    'a pickled object that is neither a tensor nor part of '
+                    'an mmengine checkpoint, and unpickling it could run '
+                    f'arbitrary code. torch said: {err}') from err
+
+    safe_loader.ediy_mm_safe = True
+    return safe_loader
+
+
+def install_safe_checkpoint_loading() -> None:
+    """Wrap every scheme of mmengine's ``CheckpointLoader`` (idempotent).
+
+    ``Runner.resume``, ``load_from``, ``load_checkpoint`` and the
+    ``Pretrained`` initialiser all load through ``CheckpointLoader``.
+    """
+    schemes = CheckpointLoader._schemes
+    for prefix, loader in list(schemes.items()):
+        if not getattr(loader, 'ediy_mm_safe', False):
+            schemes[prefix] = _safe(loader)

@@ -1,0 +1,58 @@
+"""The environment that tools/setup_env.sh builds."""
+import importlib.util
+import os.path as osp
+import subprocess
+import time
+
+from mmpretrain.registry import DATASETS, HOOKS, MODELS
+
+import ediy_mm
+from helpers import ROOT
+
+
+def test_stack_imports_and_versions():
+    import mmcv
+    import mmcv.ops  # noqa: F401  (compiled ops: RoIAlign, NMS)
+    import mmdet
+    import mmengine
+    import mmpretrain
+    import torch
+    assert mmcv.__version__ == '2.1.0'
+    assert mmengine.__version__ == '0.10.7'
+    assert mmpretrain.__version__ == '1.2.0'
+    assert mmdet.__version__ == '3.3.0'
+    assert torch.__version__.startswith('2.14.1')
+    assert importlib.util.find_spec('transformers') is None
+    import pkg_resources  # noqa: F401  (setuptools < 82)
+    assert ediy_mm.__version__
+
+
+def test_ops_run_on_cpu():
+    import torch
+    from mmcv.ops import nms, roi_align
+    boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.],
+                          [20., 20., 30., 30.]])
+    _, keep = nms(boxes, torch.tensor([.9, .8, .7]), iou_threshold=0.5)
+    assert keep.tolist() == [0, 2]
+    feats = torch.arange(16.).view(1, 1, 4, 4)
+    rois = torch.tensor([[0., 0., 0., 4., 4.]])
+    out = roi_align(feats, rois, (2, 2), 1.0, 0, 'avg', True)
+    assert out.shape == (1, 1, 2, 2)
+
+
+def test_modules_registered_in_mmpretrain():
+    for name in ('EDIY', 'EDIYNeck', 'EDIYHead'):
+        assert MODELS.get(name) is not None, name
+    assert HOOKS.get('TeacherHook') is not None
+    assert DATASETS.get('PhotoFolderDataset') is not None
+
+
+def test_setup_env_second_run_is_fast():
+    start = time.time()
+    proc = subprocess.run(['bash', osp.join(ROOT, 'tools/setup_env.sh')],
+                          capture_output=True,
+                          text=True)
+    elapsed = time.time() - start
+    assert proc.returncode == 0, proc.stderr
+    assert 'up to date' in proc.stdout
+    assert elapsed < 60
