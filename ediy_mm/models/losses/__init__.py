@@ -1,0 +1,8 @@
+from .ediy_losses import (byol_loss, match_regions, matched_cosine,
+                          random_partners, random_regions, rdem_instance_loss,
+                          rdem_loss, riem_loss)
+
+__all__ = [
+    'byol_loss', 'match_regions', 'random_regions', 'random_partners',
+    'matched_cosine', 'rdem_loss', 'riem_loss', 'rdem_instance_loss'
+]
