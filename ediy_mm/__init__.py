@@ -1,16 +1,18 @@
 """ediy_mm: E-DIY region-level self-supervised pre-training for OpenMMLab.
 
-Importing the package registers its modules into mmpretrain's registries
-and makes mmengine load its own checkpoints on torch >= 2.6 without turning
-off ``weights_only`` (see :mod:`ediy_mm.utils.safe_checkpoint`). Add it to
+Importing the package registers its modules into mmpretrain's registries,
+makes mmengine load its own checkpoints on torch >= 2.6 without turning off
+``weights_only`` (see :mod:`ediy_mm.utils.safe_checkpoint`) and mends mmcv
+2.1.0's hue jitter on numpy >= 2 (see :mod:`ediy_mm.utils.numpy2_compat`). Add it to
 any mmpretrain or mmdet config with::
 
     custom_imports = dict(imports=['ediy_mm'], allow_failed_imports=False)
 """
-from .utils import install_safe_checkpoint_loading
+from .utils import install_numpy2_compat, install_safe_checkpoint_loading
 from .version import __version__
 
 install_safe_checkpoint_loading()
+install_numpy2_compat()
 
 from . import datasets, engine, models  # noqa: E402,F401
 

@@ -50,7 +50,7 @@ PRED = dict(
     with_bias=True,
     with_last_bn=False,
     with_avg_pool=False,
-    norm_cfg=dict(type='BN'))
+    norm_cfg=dict(type='BN1d'))
 BACKBONE = dict(type='ResNet', depth=18, norm_cfg=dict(type='BN'))
 
 
@@ -65,7 +65,7 @@ def build_ediy(teacher=None, **head):
                 in_channels=512,
                 hid_channels=64,
                 out_channels=32,
-                norm_cfg=dict(type='BN')),
+                norm_cfg=dict(type='BN1d')),
             head=dict(type='EDIYHead', predictor=PRED, **head),
             teacher=teacher))
 

@@ -7,6 +7,8 @@ import sys
 import pytest
 from mmengine.config import Config
 from mmengine.logging import MessageHub
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
 from helpers import ROOT, load_tool
@@ -65,11 +67,11 @@ def test_paper_recipe():
 
 
 def test_lars_excludes_local_projector_bn_and_bias(tmp_path):
-    from mmengine.optim import build_optim_wrapper
     cfg = load(PAPER, tmp_path)
     MessageHub.get_current_instance().update_info('max_iters', 1)
     model = MODELS.build(cfg.model)
-    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     names = {id(p): n for n, p in model.named_parameters()}
     excluded = {
         names[id(g['params'][0])]

@@ -56,3 +56,26 @@ def test_setup_env_second_run_is_fast():
     assert proc.returncode == 0, proc.stderr
     assert 'up to date' in proc.stdout
     assert elapsed < 60
+
+
+def test_hue_jitter_works_on_numpy2():
+    import mmcv
+    import numpy as np
+    import pytest
+    from mmcv.image.photometric import adjust_hue as mmcv_adjust_hue
+    from skimage import data
+
+    from ediy_mm.utils import adjust_hue
+    img = np.ascontiguousarray(data.astronaut()[..., ::-1])
+    assert mmcv.adjust_hue is adjust_hue  # installed by `import ediy_mm`
+    for backend in ('pillow', 'cv2'):
+        with pytest.raises(OverflowError):  # mmcv 2.1.0 on numpy 2
+            mmcv_adjust_hue(img, -0.1, backend=backend)
+        for factor in (0.1, 0.5):
+            assert np.array_equal(
+                adjust_hue(img, factor, backend),
+                mmcv_adjust_hue(img, factor, backend=backend))
+        back = adjust_hue(adjust_hue(img, -0.1, backend), 0.1, backend)
+        shifted = adjust_hue(img, -0.1, backend)
+        assert np.abs(shifted.astype(int) - img).mean() > 5
+        assert np.abs(back.astype(int) - img).mean() < 3

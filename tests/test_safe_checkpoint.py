@@ -45,7 +45,8 @@ def make_runner(work_dir, max_iters, **kwargs):
             dataset=ToyDataset(),
             sampler=dict(type='DefaultSampler', shuffle=True),
             batch_size=2,
-            num_workers=0),
+            num_workers=0,
+            collate_fn=dict(type='default_collate')),
         optim_wrapper=dict(
             optimizer=dict(type='SGD', lr=0.1, momentum=0.9)),
         param_scheduler=dict(type='CosineAnnealingLR', T_max=8,

@@ -20,7 +20,7 @@ MMCV_PIN=mmcv==2.1.0
 
 log() { printf '[setup_env %(%H:%M:%S)T] %s\n' -1 "$*"; }
 
-key="$(cat "$ROOT/tools/setup_env.sh" "$ROOT"/requirements/*.txt "$ROOT/setup.cfg" \
+key="$(cat "$ROOT/tools/setup_env.sh" "$ROOT"/requirements/*.txt "$ROOT/setup.cfg" "$ROOT/pyproject.toml" \
        | sha256sum | cut -c1-16)"
 stamp="$VENV/.ediy_mm-env-$key"
 if [[ -f "$stamp" ]]; then

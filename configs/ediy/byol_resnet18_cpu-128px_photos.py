@@ -37,10 +37,13 @@ view_pipeline = [
         prob=0.5),
     dict(type='Solarize', thr=128, prob=0.1),
 ]
+# `collate_fn` is restated without the `_scope_` tag that mmengine puts on
+# dicts inherited through `mmpretrain::` (the Runner would pass it on).
 train_dataloader = dict(
     batch_size=16,
     num_workers=1,
     persistent_workers=False,
+    collate_fn=dict(_delete_=True, type='default_collate'),
     dataset=dict(
         _delete_=True,
         type='PhotoFolderDataset',
@@ -62,13 +65,13 @@ model = dict(
         in_channels=512,
         hid_channels=1024,
         out_channels=128,
-        norm_cfg=dict(type='BN')),
+        norm_cfg=dict(type='BN1d')),
     head=dict(
         predictor=dict(
             in_channels=128,
             hid_channels=1024,
             out_channels=128,
-            norm_cfg=dict(type='BN'))))
+            norm_cfg=dict(type='BN1d'))))
 
 # BYOL's rule lr = 0.2 x batch / 256, no accumulation on one CPU.
 optim_wrapper = dict(optimizer=dict(lr=0.2 * 16 / 256, weight_decay=1.5e-6))

@@ -15,7 +15,7 @@ model = dict(
         in_channels=512,
         hid_channels=1024,
         out_channels=128,
-        norm_cfg=dict(type='BN')),
+        norm_cfg=dict(type='BN1d')),
     head=dict(
         _delete_=True,
         type='EDIYHead',
@@ -28,7 +28,7 @@ model = dict(
             with_bias=True,
             with_last_bn=False,
             with_avg_pool=False,
-            norm_cfg=dict(type='BN'))),
+            norm_cfg=dict(type='BN1d'))),
     teacher=dict(
         source='checkpoint',
         checkpoint=teacher_checkpoint,

@@ -12,7 +12,11 @@ custom_imports = dict(imports=['ediy_mm'], allow_failed_imports=False)
 # for a torchvision state dict also set model.teacher.prefix='').
 teacher_checkpoint = 'checkpoints/byol_resnet50_in1k.pth'
 
-train_dataloader = dict(batch_size=128)
+# mmengine tags every dict inherited through `mmpretrain::` with `_scope_`,
+# which the Runner then passes to the collate function as a keyword: restate
+# it here without the tag.
+train_dataloader = dict(
+    batch_size=128, collate_fn=dict(_delete_=True, type='default_collate'))
 
 model = dict(
     type='EDIY',

@@ -41,9 +41,27 @@ def _numpy_globals() -> List[object]:
     ]
 
 
+def _history_buffer_getattr(obj: object, name: str) -> Callable:
+    """The only ``getattr`` an mmengine checkpoint needs.
+
+    ``HistoryBuffer`` pickles its statistics methods (``min``, ``mean``...)
+    as ``getattr(HistoryBuffer, name)``; any other ``getattr`` is refused.
+    """
+    allowed = {'min', 'max', 'current', 'mean'}
+    allowed.update(HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and name in allowed:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'getattr({obj!r}, {name!r}) is not part of an mmengine checkpoint')
+
+
 #: What mmengine 0.10.7's own checkpoints reference besides tensors and
-#: builtin containers: the message hub's history buffers (numpy arrays).
-MMENGINE_CHECKPOINT_GLOBALS: List[object] = [HistoryBuffer, *_numpy_globals()]
+#: builtin containers: the message hub's history buffers (numpy arrays,
+#: statistics methods).
+MMENGINE_CHECKPOINT_GLOBALS: List[object] = [
+    HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr'),
+    *_numpy_globals()
+]
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):

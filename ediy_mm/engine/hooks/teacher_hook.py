@@ -67,8 +67,8 @@ class TeacherHook(Hook):
         teacher = getattr(self._algorithm(runner), 'teacher', None)
         if teacher is None:
             return
-        if teacher.training or any(p.requires_grad
-                                   for p in teacher.parameters()):
+        if any(m.training for m in teacher.modules()) or any(
+                p.requires_grad for p in teacher.parameters()):
             raise RuntimeError('the E-DIY teacher must stay frozen in eval '
                                'mode, but something put it in training '
                                'mode or made its parameters trainable')
