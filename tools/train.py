@@ -59,19 +59,6 @@ def amp_dtype() -> str:
     return 'float16'
 
 
-def to_plain_bn(cfg):
-    """Replace SyncBN by BN everywhere in a config (CPU processes)."""
-    if isinstance(cfg, dict):
-        if cfg.get('type') == 'SyncBN':
-            cfg['type'] = 'BN'
-        for value in cfg.values():
-            to_plain_bn(value)
-    elif isinstance(cfg, (list, tuple)):
-        for value in cfg:
-            to_plain_bn(value)
-    return cfg
-
-
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Merge the command line into the config."""
     cfg.launcher = args.launcher
@@ -108,17 +95,14 @@ def setup_cpu_distributed(cfg: Config) -> None:
     """Make a multi-process run work on CPUs (gloo).
 
     mmengine's ``init_dist`` calls ``torch.cuda.set_device``; it is skipped
-    when a process group already exists. DDP must not get device ids for
-    CPU modules, and SyncBN needs CUDA.
+    when a process group already exists. The wrapper gives DDP no device ids
+    and turns SyncBN (CUDA only) into per-process BN.
     """
     import torch.distributed as dist
     if not dist.is_initialized():
         dist.init_process_group('gloo')
     cfg.model_wrapper_cfg = dict(
-        type='MMDistributedDataParallel',
-        device_ids=None,
-        broadcast_buffers=False)
-    to_plain_bn(cfg.model)
+        type='CPUDistributedDataParallel', broadcast_buffers=False)
 
 
 def main() -> None:

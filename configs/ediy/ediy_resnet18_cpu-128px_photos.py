@@ -37,4 +37,7 @@ model = dict(
                 type='BN')),
         prefix='backbone.'))
 
-custom_hooks = [dict(type='TeacherHook', probe_size=128)]
+custom_hooks = [
+    dict(type='TeacherHook', probe_size=128),
+    dict(type='FiniteLossHook')
+]

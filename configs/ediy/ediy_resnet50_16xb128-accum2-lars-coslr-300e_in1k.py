@@ -69,7 +69,7 @@ param_scheduler = [
 ]
 train_cfg = dict(max_epochs=300)
 
-custom_hooks = [dict(type='TeacherHook')]
+custom_hooks = [dict(type='TeacherHook'), dict(type='FiniteLossHook')]
 
 # tools/train.py --auto-scale-lr counts GPUs x batch x accumulative_counts.
 auto_scale_lr = dict(base_batch_size=4096)
