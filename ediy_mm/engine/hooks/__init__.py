@@ -1,3 +1,4 @@
+from .finite_loss_hook import FiniteLossHook
 from .teacher_hook import TeacherHook
 
-__all__ = ['TeacherHook']
+__all__ = ['FiniteLossHook', 'TeacherHook']
