@@ -3,8 +3,8 @@
 Importing the package registers its modules into mmpretrain's registries,
 makes mmengine load its own checkpoints on torch >= 2.6 without turning off
 ``weights_only`` (see :mod:`ediy_mm.utils.safe_checkpoint`) and mends mmcv
-2.1.0's hue jitter on numpy >= 2 (see :mod:`ediy_mm.utils.numpy2_compat`). Add it to
-any mmpretrain or mmdet config with::
+2.1.0's hue jitter on numpy >= 2 (see :mod:`ediy_mm.utils.numpy2_compat`).
+Add it to any mmpretrain or mmdet config with::
 
     custom_imports = dict(imports=['ediy_mm'], allow_failed_imports=False)
 """

@@ -2,9 +2,18 @@ import os.path as osp
 
 import pytest
 import torch
+from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
 from helpers import BACKBONE, CPU_BYOL, run_train
+
+
+@pytest.fixture(autouse=True)
+def mmpretrain_scope():
+    """Each test starts in mmpretrain's default scope, whatever scope a
+    Runner built by an earlier test left current."""
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        yield
 
 
 @pytest.fixture(scope='session')

@@ -3,6 +3,7 @@ import importlib.util
 import os.path as osp
 import subprocess
 import sys
+from typing import Dict
 
 import torch
 from mmengine.logging import MessageHub
@@ -73,3 +74,48 @@ def build_ediy(teacher=None, **head):
 def views(batch=4, size=64, seed=0):
     g = torch.Generator().manual_seed(seed)
     return [torch.randn(batch, 3, size, size, generator=g) for _ in range(2)]
+
+
+#: Keys beside the backbone that every converter must drop. The target's
+#: ``conv1.weight`` has the backbone's name after its own prefix.
+OTHER_KEYS = {
+    'neck.global_projector.mlp.0.weight': (8, 2048),
+    'target_net.module.0.conv1.weight': (64, 3, 7, 7),
+    'teacher.layer4.2.bn3.running_var': (2048, ),
+}
+
+
+def save_r50_checkpoint(path: str, seed: int = 0) -> Dict[str, torch.Tensor]:
+    """Save an mmpretrain ResNet-50 as part of an mmengine checkpoint.
+
+    Every BN tensor is drawn at random, so no value equals a default
+    initialisation by chance.
+
+    Args:
+        path (str): Where to save.
+        seed (int): Seed of the weights. Defaults to 0.
+
+    Returns:
+        dict[str, Tensor]: The backbone's own state dict.
+    """
+    torch.manual_seed(seed)
+    backbone = MODELS.build(dict(type='ResNet', depth=50))
+    backbone.init_weights()
+    backbone = backbone.state_dict()
+    for key, value in backbone.items():
+        if key.endswith('num_batches_tracked'):
+            value.fill_(7)
+        elif value.dim() == 1 and key.endswith(('weight', 'running_var')):
+            value.uniform_(0.5, 1.5)
+        elif value.dim() == 1:
+            value.normal_(0, 0.1)
+    state_dict = {f'backbone.{k}': v for k, v in backbone.items()}
+    state_dict.update((k, torch.randn(s)) for k, s in OTHER_KEYS.items())
+    hub = MessageHub.get_instance('test_converters')
+    hub.update_scalar('train/loss', 1.5)
+    torch.save(
+        dict(
+            meta=dict(epoch=1, iter=10),
+            state_dict=state_dict,
+            message_hub=hub.state_dict()), path)
+    return backbone

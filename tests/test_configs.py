@@ -1,7 +1,6 @@
 """Every E-DIY config parses and builds its model."""
 import glob
 import os.path as osp
-
 import sys
 
 import pytest
@@ -57,8 +56,8 @@ def test_paper_recipe():
     assert cfg.model.base_momentum == pytest.approx(1 - 0.996)
     warmup, cosine = cfg.param_scheduler
     assert (warmup.type, warmup.end) == ('LinearLR', 10)
-    assert (cosine.type, cosine.begin, cosine.end) == ('CosineAnnealingLR',
-                                                      10, 300)
+    assert (cosine.type, cosine.begin,
+            cosine.end) == ('CosineAnnealingLR', 10, 300)
     assert cfg.train_cfg.max_epochs == 300
     for epochs in (100, 1000):
         other = Config.fromfile(PAPER.replace('300e', f'{epochs}e'))

@@ -166,7 +166,9 @@ def test_config_errors(tmp_path):
 
 def test_wrong_number_of_views():
     model = build_ediy(teacher=dict(source='target'))
-    with pytest.raises(ValueError, match='exactly 2 augmented views per image, got 1 view'):
+    with pytest.raises(
+            ValueError,
+            match='exactly 2 augmented views per image, got 1 view'):
         model.loss(views()[:1], None)
     with pytest.raises(ValueError, match='got 3'):
         model.loss(views() + views()[:1], None)

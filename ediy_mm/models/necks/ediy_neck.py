@@ -26,7 +26,8 @@ class EDIYNeck(BaseModule):
         out_channels (int): Embedding width. Defaults to 256.
         with_bias (bool): Bias in the hidden linear layer (BYOL: True).
         with_last_bn (bool): Batch norm after the last layer (BYOL: False).
-        norm_cfg (dict): Norm layer config. Defaults to ``dict(type='SyncBN')``.
+        norm_cfg (dict): Norm layer config. Defaults to
+            ``dict(type='SyncBN')``.
         init_cfg (dict | list[dict], optional): Initialisation config.
     """
 
