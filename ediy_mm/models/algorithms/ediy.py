@@ -56,8 +56,12 @@ class EDIY(BaseSelfSupervisor):
         teacher (dict, optional): Which maps choose the regions:
 
             - ``dict(source='checkpoint', checkpoint=..., backbone=...,
-              prefix=...)``: the paper's frozen pre-trained teacher
-              (:class:`FrozenTeacher`), run on the same two views.
+              prefix=..., dtype=None, channels_last=False)``: the paper's
+              frozen pre-trained teacher (:class:`FrozenTeacher`), run on
+              the same two views in one pass under
+              ``torch.inference_mode()``; ``dtype`` and ``channels_last``
+              set its precision and memory format independently of the
+              online network (see :class:`FrozenTeacher`).
             - ``dict(source='target')``: ours, not in the paper: the
               momentum target's own last backbone maps choose the regions
               (no extra model, no extra forward pass).

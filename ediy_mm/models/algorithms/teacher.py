@@ -1,6 +1,7 @@
+import contextlib
 import hashlib
 import os.path as osp
-from typing import Optional
+from typing import ContextManager, Optional, Union
 
 import torch
 from mmengine.logging import print_log
@@ -32,8 +33,28 @@ def weights_fingerprint(module: nn.Module) -> str:
     digest = hashlib.sha1()
     for name, tensor in module.state_dict().items():
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        tensor = tensor.detach().cpu().contiguous()
+        if tensor.dtype == torch.bfloat16:  # numpy has no bfloat16
+            tensor = tensor.view(torch.int16)
+        digest.update(tensor.numpy().tobytes())
     return digest.hexdigest()[:12]
+
+
+_DTYPES = {
+    'float32': torch.float32,
+    'bfloat16': torch.bfloat16,
+    'float16': torch.float16,
+}
+
+
+def _as_dtype(dtype: Union[None, str, torch.dtype]) -> Optional[torch.dtype]:
+    """``None``, a name of :data:`_DTYPES` or one of its dtypes."""
+    if dtype is None or dtype in _DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype.replace('torch.', '') in _DTYPES:
+        return _DTYPES[dtype.replace('torch.', '')]
+    raise ValueError(f'teacher dtype must be None or one of {sorted(_DTYPES)}'
+                     f', got {dtype!r}')
 
 
 class FrozenTeacher(nn.Module):
@@ -41,8 +62,16 @@ class FrozenTeacher(nn.Module):
 
     The teacher is frozen: no parameter requires a gradient, it stays in
     ``eval()`` mode whatever ``train()`` asks (its BN statistics never
-    change), and it runs without autograd. Its last (layer-4) map guides the
-    region matching of eq. 4 and eq. 6.
+    change), and it runs under ``torch.inference_mode()``. Its last
+    (layer-4) map guides the region matching of eq. 4 and eq. 6, which is
+    done in float32 whatever precision the teacher ran in. The map it
+    returns is an inference tensor: use it in no-grad computations only
+    (the region indices computed from it outside inference mode are
+    ordinary tensors).
+
+    Its precision and memory format are set independently of the online
+    network (which may or may not run under AMP); its weights stay float32
+    in any case, so checkpoints and fingerprints do not depend on them.
 
     Args:
         backbone (dict): Backbone config, by default the paper's ResNet-50.
@@ -52,13 +81,26 @@ class FrozenTeacher(nn.Module):
             ``'backbone.'`` for mmpretrain/mmengine checkpoints (the online
             backbone), ``''`` for torchvision state dicts. Keys outside the
             prefix (heads, ``fc``) are ignored.
+        dtype (str | torch.dtype, optional): Precision of the teacher's
+            forward: ``None`` (default) runs it like the rest of the step
+            (float32, or under the online network's AMP autocast if any);
+            ``'float32'`` always in float32 (autocast disabled);
+            ``'bfloat16'`` / ``'float16'`` under its own autocast of that
+            dtype, whatever the online network does. bf16 is the fast choice
+            on GPUs with bf16 tensor cores; CPUs without native bf16 (no
+            AVX512-BF16/AMX) run it slower than float32.
+        channels_last (bool): Keep the teacher's weights and inputs in
+            channels-last memory format (faster convolutions with cuDNN in
+            bf16/fp16, and often with oneDNN on CPU). Defaults to False.
     """
 
     def __init__(self,
                  checkpoint: str,
                  backbone: dict = dict(
                      type='ResNet', depth=50, out_indices=(3, )),
-                 prefix: str = 'backbone.') -> None:
+                 prefix: str = 'backbone.',
+                 dtype: Union[None, str, torch.dtype] = None,
+                 channels_last: bool = False) -> None:
         super().__init__()
         if not checkpoint.startswith(_REMOTE_PREFIXES) and not osp.isfile(
                 osp.expanduser(checkpoint)):
@@ -69,7 +111,12 @@ class FrozenTeacher(nn.Module):
                 "teacher=dict(source='target') for the teacher-free variant.")
         self.checkpoint = checkpoint
         self.prefix = prefix
+        self.dtype = _as_dtype(dtype)
+        self.channels_last = bool(channels_last)
         self.backbone = MODELS.build(backbone)
+        if self.channels_last:
+            # load_state_dict() copies into these tensors: they stay so.
+            self.backbone.to(memory_format=torch.channels_last)
         self.requires_grad_(False)
         self.eval()
         #: The fingerprint of the weights right after loading the
@@ -124,7 +171,20 @@ class FrozenTeacher(nn.Module):
             f'ignored), fingerprint {self.loaded_fingerprint}',
             logger='current')
 
-    @torch.no_grad()
+    def _precision(self, x: torch.Tensor) -> ContextManager:
+        """The autocast state of the teacher's forward (see ``dtype``)."""
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        if self.dtype == torch.float32:
+            return torch.autocast(device_type=x.device.type, enabled=False)
+        return torch.autocast(device_type=x.device.type, dtype=self.dtype)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The last backbone map ``[B, C, H, W]`` of images ``x``."""
-        return self.backbone(x)[-1]
+        """The last backbone map ``[B, C, H, W]`` of images ``x``, an
+        inference tensor (no autograd)."""
+        with torch.inference_mode(), self._precision(x):
+            if self.dtype == torch.float32 and x.dtype != torch.float32:
+                x = x.float()
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            return self.backbone(x)[-1]

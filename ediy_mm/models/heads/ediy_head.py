@@ -4,8 +4,10 @@ import torch
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
-from ..losses import (byol_loss, random_partners, random_regions,
-                      rdem_instance_loss, rdem_loss, riem_loss)
+from ..losses.ediy_losses import (byol_loss, random_partners, random_regions,
+                                  rdem_instance_loss_unit, rdem_loss_unit,
+                                  riem_loss_unit, teacher_matches,
+                                  unit_regions)
 from ..necks.ediy_neck import project_regions
 
 __all__ = ['EDIYHead']
@@ -122,42 +124,90 @@ class EDIYHead(BaseModule):
             pred_1, pred_2 = (self.predictor((x, ))[0] for x in online_global)
             losses['loss_byol'] = self.lambda_byol * byol_loss(
                 pred_1, pred_2, *target_global)
-        if self.lambda_rdem > 0:
-            losses['loss_rdem'] = self.lambda_rdem * self._rdem(
-                online_global, online_local, guide)
-        if self.lambda_riem > 0:
-            losses['loss_riem'] = self.lambda_riem * self._riem(
-                online_local, target_local, guide)
+        losses.update(
+            self.region_losses(online_global, online_local, target_local,
+                               guide))
         return losses
 
-    def _rdem(self, online_global: Pair, online_local: Pair,
-              guide: Optional[Pair]) -> torch.Tensor:
-        """R-DEM with the configured negative and region choice."""
-        local_1, local_2 = online_local
-        if self.rdem_negative == 'instance':
-            partner = random_partners(local_1.size(0), device=local_1.device)
-            return rdem_instance_loss(local_1, local_2, *online_global,
-                                      partner)
-        if self.region_choice == 'teacher':
-            return rdem_loss(local_1, local_2, *guide)
-        b, n = local_1.size(0), local_1[0, 0].numel()
-        index_1, index_2 = (
-            random_regions(n, n, b, exclude_self=True, device=local_1.device)
-            for _ in range(2))
-        return rdem_loss(local_1, local_2, index_1=index_1, index_2=index_2)
+    def region_losses(self,
+                      online_global: Pair,
+                      online_local: Optional[Pair] = None,
+                      target_local: Optional[Pair] = None,
+                      guide: Optional[Pair] = None) -> Dict[str, torch.Tensor]:
+        """The weighted region terms ``loss_rdem`` and ``loss_riem`` of
+        :meth:`loss` (region matching included).
 
-    def _riem(self, online_local: Pair, target_local: Pair,
-              guide: Optional[Pair]) -> torch.Tensor:
-        """R-IEM with the configured region choice and local predictor."""
-        if self.local_predictor is not None:
-            online_local = tuple(
-                project_regions(self.local_predictor, x)
-                for x in online_local)
+        The same values as ``rdem_loss`` and ``riem_loss`` of
+        :mod:`ediy_mm.models.losses`, with every map normalised once and
+        shared by the two terms: the teacher maps once for the four
+        matches of eq. 4 and eq. 6, the online local maps once for R-DEM and
+        R-IEM.
+
+        Args:
+            online_global (tuple[Tensor]): Online global embeddings (used
+                by the R-INS ablation only).
+            online_local (tuple[Tensor], optional): Online local maps.
+            target_local (tuple[Tensor], optional): Target local maps.
+            guide (tuple[Tensor], optional): Teacher maps.
+
+        Returns:
+            dict[str, Tensor]: ``loss_rdem`` and ``loss_riem`` (the terms
+            whose weight is non-zero).
+        """
+        losses = {}
+        if not self.needs_online_local:
+            return losses
+        rdem = self.lambda_rdem > 0
+        riem = self.lambda_riem > 0
+        matches = {}
+        if self.region_choice == 'teacher' and self.needs_guide:
+            matches = teacher_matches(
+                *guide,
+                different=rdem and self.rdem_negative == 'region',
+                similar=riem)
+        unit_local = tuple(unit_regions(x) for x in online_local)
+        if rdem:
+            losses['loss_rdem'] = self.lambda_rdem * self._rdem(
+                online_global, unit_local, matches)
+        if riem:
+            if self.local_predictor is not None:
+                unit_online = tuple(
+                    unit_regions(project_regions(self.local_predictor, x))
+                    for x in online_local)
+            else:
+                unit_online = unit_local
+            unit_target = tuple(unit_regions(x.detach()) for x in target_local)
+            losses['loss_riem'] = self.lambda_riem * self._riem(
+                unit_online, unit_target, matches)
+        return losses
+
+    def _rdem(self, online_global: Pair, unit_local: Pair,
+              matches: Dict[str, torch.Tensor]) -> torch.Tensor:
+        """R-DEM with the configured negative and region choice, on unit
+        region features ``[B, D, n]``."""
+        unit_1, unit_2 = unit_local
+        if self.rdem_negative == 'instance':
+            partner = random_partners(unit_1.size(0), device=unit_1.device)
+            return rdem_instance_loss_unit(unit_1, unit_2, *online_global,
+                                           partner)
         if self.region_choice == 'teacher':
-            return riem_loss(*online_local, *target_local, *guide)
-        b, n = online_local[0].size(0), online_local[0][0, 0].numel()
+            return rdem_loss_unit(unit_1, unit_2, matches['rdem_1'],
+                                  matches['rdem_2'])
+        b, n = unit_1.size(0), unit_1.size(2)
         index_1, index_2 = (
-            random_regions(n, n, b, device=online_local[0].device)
+            random_regions(n, n, b, exclude_self=True, device=unit_1.device)
             for _ in range(2))
-        return riem_loss(
-            *online_local, *target_local, index_1=index_1, index_2=index_2)
+        return rdem_loss_unit(unit_1, unit_2, index_1, index_2)
+
+    def _riem(self, unit_online: Pair, unit_target: Pair,
+              matches: Dict[str, torch.Tensor]) -> torch.Tensor:
+        """R-IEM with the configured region choice, on unit region features
+        ``[B, D, n]`` (the local predictor already applied)."""
+        if self.region_choice == 'teacher':
+            return riem_loss_unit(*unit_online, *unit_target,
+                                  matches['riem_1'], matches['riem_2'])
+        b, n = unit_online[0].size(0), unit_online[0].size(2)
+        index_1, index_2 = (
+            random_regions(n, n, b, device=unit_online[0].device)
+            for _ in range(2))
+        return riem_loss_unit(*unit_online, *unit_target, index_1, index_2)

@@ -6,7 +6,8 @@ flattened ``H * W`` grid in row-major order (``x.flatten(2)``), so a map has
 batch of the per-image loss of the paper. Cosine similarities are computed in
 float32, so the losses behave the same under fp16 / bf16 autocast.
 """
-from typing import Optional
+import contextlib
+from typing import Dict, Iterator, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +15,9 @@ from torch import Tensor
 
 __all__ = [
     'byol_loss', 'match_regions', 'random_regions', 'random_partners',
-    'matched_cosine', 'rdem_loss', 'riem_loss', 'rdem_instance_loss'
+    'matched_cosine', 'rdem_loss', 'riem_loss', 'rdem_instance_loss',
+    'teacher_matches', 'unit_regions', 'rdem_loss_unit', 'riem_loss_unit',
+    'rdem_instance_loss_unit'
 ]
 
 _MOST = ('similar', 'different')
@@ -29,6 +32,11 @@ def _unit_regions(x: Tensor) -> Tensor:
     """Unit-norm region features ``[B, D, H * W]`` (float32) of a map
     ``[B, D, H, W]``."""
     return _unit(x.flatten(2))
+
+
+#: Public name of :func:`_unit_regions`, the input of the ``*_unit``
+#: losses.
+unit_regions = _unit_regions
 
 
 def byol_loss(pred_1: Tensor, pred_2: Tensor, target_1: Tensor,
@@ -69,7 +77,8 @@ def match_regions(query: Tensor, key: Tensor,
     Args:
         query (Tensor): Teacher map of the query view, ``[B, D, Hq, Wq]``.
         key (Tensor): Teacher map searched for the match, ``[B, D, Hk, Wk]``
-            (the same tensor as ``query`` for eq. 4).
+            (the same tensor as ``query`` for eq. 4; it is then normalised
+            once).
         most (str): ``'similar'`` or ``'different'``.
 
     Returns:
@@ -78,13 +87,65 @@ def match_regions(query: Tensor, key: Tensor,
     """
     if most not in _MOST:
         raise ValueError(f'most must be one of {_MOST}, got {most!r}')
+    with _matching_context(query):
+        unit_query = _unit_regions(query)
+        unit_key = unit_query if key is query else _unit_regions(key)
+        return _match_unit(unit_query, unit_key, most)
+
+
+@contextlib.contextmanager
+def _matching_context(x: Tensor) -> Iterator[None]:
+    """No autograd and no autocast: regions are matched in float32."""
     with torch.no_grad(), torch.autocast(
-            device_type=query.device.type, enabled=False):
-        sim = torch.bmm(
-            _unit_regions(query).transpose(1, 2), _unit_regions(key))
-        if most == 'similar':
-            return sim.argmax(dim=2)
-        return sim.argmin(dim=2)
+            device_type=x.device.type, enabled=False):
+        yield
+
+
+def _match_unit(unit_query: Tensor, unit_key: Tensor, most: str) -> Tensor:
+    """Eq. 4 / eq. 6 on unit region features ``[B, D, n]`` (one bmm, one
+    argmax / argmin)."""
+    sim = torch.bmm(unit_query.transpose(1, 2), unit_key)
+    if most == 'similar':
+        return sim.argmax(dim=2)
+    return sim.argmin(dim=2)
+
+
+def teacher_matches(teacher_1: Tensor,
+                    teacher_2: Tensor,
+                    different: bool = True,
+                    similar: bool = True) -> Dict[str, Optional[Tensor]]:
+    """All the region matches of E-DIY from the two teacher maps, each map
+    normalised once.
+
+    Equal to :func:`match_regions` called four times (same kernels, same
+    results), without normalising the same map again for every call.
+
+    Args:
+        teacher_1 (Tensor): Teacher map of view 1, ``[B, D, H1, W1]``.
+        teacher_2 (Tensor): Teacher map of view 2, ``[B, D, H2, W2]``.
+        different (bool): Compute ``R^D`` of both views (eq. 4, R-DEM).
+        similar (bool): Compute ``R^S`` of both views (eq. 6, R-IEM).
+
+    Returns:
+        dict[str, Tensor | None]: ``rdem_1 = match_regions(teacher_1,
+        teacher_1, 'different')``, ``rdem_2`` (view 2), ``riem_1 =
+        match_regions(teacher_1, teacher_2, 'similar')`` and ``riem_2 =
+        match_regions(teacher_2, teacher_1, 'similar')``; ``None`` for
+        those not asked for.
+    """
+    out = dict(rdem_1=None, rdem_2=None, riem_1=None, riem_2=None)
+    if not (different or similar):
+        return out
+    with _matching_context(teacher_1):
+        unit_1 = _unit_regions(teacher_1)
+        unit_2 = _unit_regions(teacher_2)
+        if different:
+            out['rdem_1'] = _match_unit(unit_1, unit_1, 'different')
+            out['rdem_2'] = _match_unit(unit_2, unit_2, 'different')
+        if similar:
+            out['riem_1'] = _match_unit(unit_1, unit_2, 'similar')
+            out['riem_2'] = _match_unit(unit_2, unit_1, 'similar')
+    return out
 
 
 def random_regions(num_query: int,
@@ -156,7 +217,8 @@ def matched_cosine(x: Tensor, y: Tensor, index: Tensor) -> Tensor:
     """Cosine similarity of each region of ``x`` with its matched region of
     ``y``: ``cos(x[b, :, j], y[b, :, index[b, j]])``.
 
-    The summands of eq. 5 and eq. 7. Computed in float32.
+    The summands of eq. 5 and eq. 7. Computed in float32. When ``y`` is
+    ``x`` (eq. 5) the map is normalised once.
 
     Args:
         x (Tensor): Map ``[B, D, Hx, Wx]``.
@@ -167,25 +229,66 @@ def matched_cosine(x: Tensor, y: Tensor, index: Tensor) -> Tensor:
     Returns:
         Tensor: ``[B, Hx * Wx]`` cosine similarities (float32).
     """
-    x = _unit_regions(x)
-    y = _unit_regions(y)
-    if index.shape != (x.size(0), x.size(2)):
-        raise ValueError(f'index must have shape {(x.size(0), x.size(2))} '
-                         f'[B, Hx * Wx], got {tuple(index.shape)}')
-    index = index.unsqueeze(1).expand(-1, y.size(1), -1)
-    return (x * torch.gather(y, 2, index)).sum(1)
+    unit_x = _unit_regions(x)
+    unit_y = unit_x if y is x else _unit_regions(y)
+    return _matched_cosine_unit(unit_x, unit_y, index)
 
 
-def _resolve_index(teacher_q: Optional[Tensor], teacher_k: Optional[Tensor],
-                   index: Optional[Tensor], most: str, view: int) -> Tensor:
-    """The region match of ``view``: ``index`` if given, else computed from
-    the teacher maps with :func:`match_regions`."""
-    if (teacher_q is None) == (index is None):
-        raise ValueError(f'give exactly one of teacher_{view} (teacher map) '
-                         f'or index_{view} (precomputed region indices)')
-    if index is None:
-        return match_regions(teacher_q, teacher_k, most)
-    return index
+def _matched_cosine_unit(unit_x: Tensor, unit_y: Tensor,
+                         index: Tensor) -> Tensor:
+    """:func:`matched_cosine` on unit region features ``[B, D, n]``."""
+    if index.shape != (unit_x.size(0), unit_x.size(2)):
+        raise ValueError(
+            f'index must have shape {(unit_x.size(0), unit_x.size(2))} '
+            f'[B, Hx * Wx], got {tuple(index.shape)}')
+    index = index.unsqueeze(1).expand(-1, unit_y.size(1), -1)
+    return (unit_x * torch.gather(unit_y, 2, index)).sum(1)
+
+
+def _check_match_args(teacher_1: Optional[Tensor],
+                      teacher_2: Optional[Tensor], index_1: Optional[Tensor],
+                      index_2: Optional[Tensor]) -> None:
+    """Exactly one of teacher map or precomputed index per view."""
+    for view, teacher, index in ((1, teacher_1, index_1),
+                                 (2, teacher_2, index_2)):
+        if (teacher is None) == (index is None):
+            raise ValueError(
+                f'give exactly one of teacher_{view} (teacher map) or '
+                f'index_{view} (precomputed region indices)')
+
+
+def _unit_pair(x_1: Tensor, x_2: Tensor) -> Tuple[Tensor, Tensor]:
+    """Unit region features of two maps, normalised once if the same."""
+    unit_1 = _unit_regions(x_1)
+    return unit_1, unit_1 if x_2 is x_1 else _unit_regions(x_2)
+
+
+def rdem_loss_unit(unit_1: Tensor, unit_2: Tensor, index_1: Tensor,
+                   index_2: Tensor) -> Tensor:
+    """:func:`rdem_loss` on unit region features ``[B, D, n]`` (from
+    ``F.normalize(local.flatten(2).float(), dim=1)``) and given matches."""
+    loss = (
+        _matched_cosine_unit(unit_1, unit_1, index_1).mean(1) +
+        _matched_cosine_unit(unit_2, unit_2, index_2).mean(1))
+    return loss.mean()
+
+
+def riem_loss_unit(online_1: Tensor, online_2: Tensor, target_1: Tensor,
+                   target_2: Tensor, index_1: Tensor,
+                   index_2: Tensor) -> Tensor:
+    """:func:`riem_loss` on unit region features ``[B, D, n]`` and given
+    matches; the targets must already be detached."""
+    loss = (2 - _matched_cosine_unit(online_1, target_2, index_1).mean(1) -
+            _matched_cosine_unit(online_2, target_1, index_2).mean(1))
+    return loss.mean()
+
+
+def rdem_instance_loss_unit(unit_1: Tensor, unit_2: Tensor, global_1: Tensor,
+                            global_2: Tensor, partner: Tensor) -> Tensor:
+    """:func:`rdem_instance_loss` on unit region features ``[B, D, n]``."""
+    loss = sum((unit * _unit(glob[partner]).unsqueeze(2)).sum(1).mean(1)
+               for unit, glob in ((unit_1, global_1), (unit_2, global_2)))
+    return loss.mean()
 
 
 def rdem_loss(local_1: Tensor,
@@ -221,12 +324,12 @@ def rdem_loss(local_1: Tensor,
     Returns:
         Tensor: 0-dim loss in ``[-2, 2]``.
     """
-    index_1 = _resolve_index(teacher_1, teacher_1, index_1, 'different', 1)
-    index_2 = _resolve_index(teacher_2, teacher_2, index_2, 'different', 2)
-    loss = (
-        matched_cosine(local_1, local_1, index_1).mean(1) +
-        matched_cosine(local_2, local_2, index_2).mean(1))
-    return loss.mean()
+    _check_match_args(teacher_1, teacher_2, index_1, index_2)
+    if index_1 is None:
+        index_1 = match_regions(teacher_1, teacher_1, 'different')
+    if index_2 is None:
+        index_2 = match_regions(teacher_2, teacher_2, 'different')
+    return rdem_loss_unit(*_unit_pair(local_1, local_2), index_1, index_2)
 
 
 def riem_loss(online_1: Tensor,
@@ -271,11 +374,18 @@ def riem_loss(online_1: Tensor,
     Returns:
         Tensor: 0-dim loss in ``[0, 4]``.
     """
-    index_1 = _resolve_index(teacher_1, teacher_2, index_1, 'similar', 1)
-    index_2 = _resolve_index(teacher_2, teacher_1, index_2, 'similar', 2)
-    loss = (2 - matched_cosine(online_1, target_2.detach(), index_1).mean(1) -
-            matched_cosine(online_2, target_1.detach(), index_2).mean(1))
-    return loss.mean()
+    _check_match_args(teacher_1, teacher_2, index_1, index_2)
+    if index_1 is None and index_2 is None:
+        matches = teacher_matches(teacher_1, teacher_2, different=False)
+        index_1, index_2 = matches['riem_1'], matches['riem_2']
+    elif index_1 is None or index_2 is None:
+        raise ValueError('R-IEM matches each view into the other: give '
+                         'both teacher maps or both indices')
+    same = target_2 is target_1
+    target_1 = target_1.detach()
+    target_2 = target_1 if same else target_2.detach()
+    return riem_loss_unit(*_unit_pair(online_1, online_2),
+                          *_unit_pair(target_1, target_2), index_1, index_2)
 
 
 def rdem_instance_loss(local_1: Tensor, local_2: Tensor, global_1: Tensor,
@@ -302,8 +412,5 @@ def rdem_instance_loss(local_1: Tensor, local_2: Tensor, global_1: Tensor,
     Returns:
         Tensor: 0-dim loss in ``[-2, 2]``.
     """
-    loss = sum(
-        (_unit_regions(local) *
-         _unit(glob[partner]).unsqueeze(2)).sum(1).mean(1)
-        for local, glob in ((local_1, global_1), (local_2, global_2)))
-    return loss.mean()
+    return rdem_instance_loss_unit(*_unit_pair(local_1, local_2), global_1,
+                                   global_2, partner)
