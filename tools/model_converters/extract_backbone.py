@@ -1,0 +1,27 @@
+"""Extract the online backbone of an mmengine checkpoint.
+
+Writes the backbone's own state dict (keys without the prefix, tensors
+only), which loads with ``torch.load(path, weights_only=True)`` into
+mmpretrain's or mmdet's ResNet with ``strict=True``::
+
+    python tools/model_converters/extract_backbone.py \
+        work_dirs/ediy/epoch_300.pth ediy_r50_backbone.pth
+"""
+
+import torch
+
+from ediy_mm.utils.convert import (converter_parser, extract_backbone,
+                                   load_state_dict)
+
+
+def main() -> None:
+    """Run the converter."""
+    args = converter_parser(__doc__.splitlines()[0]).parse_args()
+    conversion = extract_backbone(load_state_dict(args.src), args.prefix)
+    print(conversion.report())
+    torch.save(conversion.state_dict, args.dst)
+    print(f'saved {args.dst}')
+
+
+if __name__ == '__main__':
+    main()
