@@ -70,6 +70,8 @@ param_scheduler = [
 train_cfg = dict(max_epochs=300)
 
 custom_hooks = [dict(type='TeacherHook'), dict(type='FiniteLossHook')]
+# mmengine's CheckpointHook, safe against a kill while saving.
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
 
 # tools/train.py --auto-scale-lr counts GPUs x batch x accumulative_counts.
 auto_scale_lr = dict(base_batch_size=4096)

@@ -85,9 +85,15 @@ class PhotoFolderDataset(CustomDataset):
 
     def load_data_list(self) -> List[dict]:
         """List the images, ``repeat`` times."""
-        data_list = super().load_data_list()
-        if not data_list:
+        if not self._has_image(self.data_root):
             raise FileNotFoundError(
                 f'No image ({", ".join(self.extensions)}) in '
-                f'{self.data_root!r}.')
-        return data_list * self.repeat
+                f'{self.data_root!r} or its sub-folders.')
+        return super().load_data_list() * self.repeat
+
+    def _has_image(self, folder: str) -> bool:
+        """Whether ``folder`` holds an image file, searched recursively."""
+        for _, _, files in os.walk(folder, followlinks=True):
+            if any(name.lower().endswith(self.extensions) for name in files):
+                return True
+        return False

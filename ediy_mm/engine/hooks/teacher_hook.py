@@ -8,6 +8,7 @@ from mmpretrain.registry import HOOKS
 from ...models.algorithms.ediy import check_two_views
 from ...models.algorithms.teacher import (TeacherCheckpointError,
                                           weights_fingerprint)
+from ...utils import preserved_random_state
 
 __all__ = ['TeacherHook']
 
@@ -60,7 +61,8 @@ class TeacherHook(Hook):
             dataset = runner.train_dataloader.dataset
             if len(dataset) == 0:
                 raise ValueError('the training set is empty')
-            check_two_views(dataset[0]['inputs'])
+            with preserved_random_state():  # training draws the same
+                check_two_views(dataset[0]['inputs'])
 
     def before_train_epoch(self, runner) -> None:
         """Re-assert that the teacher is frozen."""

@@ -1,0 +1,239 @@
+"""Resume after a real kill, and one clear error per bad input."""
+import os
+import os.path as osp
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from mmengine.model import BaseModel
+from mmengine.registry import DefaultScope
+from mmengine.runner import Runner
+from mmpretrain.registry import DATASETS
+from torch.utils.data import TensorDataset
+
+from helpers import CPU_EDIY, ROOT, run_train
+
+ITER_CFG = """_base_ = '{base}'
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters={iters})
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=4),
+    dict(type='CosineAnnealingLR', T_max=4, by_epoch=False, begin=4, end=8)
+]
+default_hooks = dict(
+    logger=dict(interval=1),
+    checkpoint=dict(by_epoch=False, interval={interval}, max_keep_ckpts=20))
+log_processor = dict(by_epoch=False)
+randomness = dict(seed=0)
+"""
+
+
+def iter_config(tmp_path, iters=8, interval=2):
+    path = tmp_path / f'iter{iters}_{interval}.py'
+    path.write_text(
+        ITER_CFG.format(base=CPU_EDIY, iters=iters, interval=interval))
+    return str(path)
+
+
+def options(photos_dir, teacher):
+    return [
+        f'model.teacher.checkpoint={teacher}',
+        f'train_dataloader.dataset.data_root={photos_dir}',
+        'train_dataloader.batch_size=4', 'train_dataloader.num_workers=0'
+    ]
+
+
+def state(path):
+    ckpt = torch.load(path, weights_only=False)
+    return ckpt['state_dict'], ckpt['optimizer']['state'], ckpt['meta']
+
+
+def test_sigkill_then_resume_is_bit_identical(tmp_path, photos_dir,
+                                              byol_teacher):
+    config = iter_config(tmp_path)
+    opts = options(photos_dir, byol_teacher)
+    run_a, run_b = str(tmp_path / 'a'), str(tmp_path / 'b')
+    run_train(config, run_a, *opts)
+
+    cmd = [
+        sys.executable,
+        osp.join(ROOT, 'tools/train.py'), config, '--work-dir', run_b,
+        '--cfg-options', *opts
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    pointer = osp.join(run_b, 'last_checkpoint')
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if osp.exists(pointer) and open(pointer).read().endswith(
+                'iter_4.pth'):
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # a real kill, mid-run
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not osp.exists(osp.join(run_b, 'iter_8.pth'))
+
+    out = run_train(config, run_b, *opts, extra=['--resume'])
+    assert 'resumed' in out.lower()
+    weights_a, optim_a, meta_a = state(osp.join(run_a, 'iter_8.pth'))
+    weights_b, optim_b, meta_b = state(osp.join(run_b, 'iter_8.pth'))
+    assert meta_a['iter'] == meta_b['iter'] == 8
+    assert weights_a.keys() == weights_b.keys()
+    for key in weights_a:  # online, target (EMA steps too) and teacher
+        assert torch.equal(weights_a[key], weights_b[key]), key
+    assert optim_a.keys() == optim_b.keys()
+    for i in optim_a:
+        for name, value in optim_a[i].items():
+            assert torch.equal(value, optim_b[i][name]), (i, name)
+
+
+def test_nan_stops_training_and_keeps_last_good_checkpoint(
+        tmp_path, photos_dir, byol_teacher):
+    config = iter_config(tmp_path, iters=6, interval=1)
+    work_dir = str(tmp_path / 'nan')
+    cmd = [
+        sys.executable,
+        osp.join(ROOT, 'tools/train.py'), config, '--work-dir', work_dir,
+        '--cfg-options', *options(photos_dir, byol_teacher),
+        'optim_wrapper.optimizer.lr=1e30'
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert 'FloatingPointError: Non-finite loss at iteration' in out
+    line = out[out.index('Non-finite loss at iteration'):].splitlines()[0]
+    bad_iter = int(line.split('iteration ')[1].split()[0])
+    assert 'loss_' in line and bad_iter >= 2
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        last = f.read().strip()
+    assert last.endswith(f'iter_{bad_iter - 1}.pth')
+    weights, _, _ = state(last)
+    assert all(torch.isfinite(v).all() for v in weights.values()
+               if v.is_floating_point())
+
+
+def build_photos(**kwargs):
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return DATASETS.build(
+            dict(
+                type='PhotoFolderDataset',
+                pipeline=[dict(type='LoadImageFromFile')],
+                **kwargs))
+
+
+def test_corrupt_image_names_the_file(tmp_path, photos_dir):
+    folder = tmp_path / 'imgs'
+    shutil.copytree(photos_dir, folder)
+    (folder / 'broken.jpg').write_bytes(b'\xff\xd8 truncated jpeg')
+    dataset = build_photos(data_root=str(folder))
+    paths = [dataset.get_data_info(i)['img_path'] for i in range(len(dataset))]
+    index = paths.index(str(folder / 'broken.jpg'))
+    with pytest.raises(Exception, match='broken.jpg'):
+        dataset[index]
+
+
+def test_missing_or_empty_dataset_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match='no_such_dir'):
+        build_photos(data_root=str(tmp_path / 'no_such_dir'))
+    with pytest.raises(FileNotFoundError, match='No image'):
+        build_photos(data_root=str(tmp_path))
+
+
+def test_missing_teacher_fails_before_training(tmp_path, photos_dir):
+    missing = str(tmp_path / 'byol_teacher_missing.pth')
+    cmd = [
+        sys.executable,
+        osp.join(ROOT, 'tools/train.py'), CPU_EDIY, '--work-dir',
+        str(tmp_path / 'w'), '--cfg-options', *options(photos_dir, missing)
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert 'FileNotFoundError' in out and 'byol_teacher_missing.pth' in out
+    assert 'Epoch(train)' not in out
+
+
+class _Killed(BaseException):
+    """Stands for a SIGKILL arriving at a chosen point of a write."""
+
+
+class _Toy(BaseModel):
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(2, 1)
+
+    def forward(self, inputs, data_samples=None, mode='loss'):
+        return dict(loss=self.linear(inputs).pow(2).mean())
+
+
+def train_toy(work_dir, iters=3):
+    torch.manual_seed(0)
+    runner = Runner(
+        model=_Toy(),
+        work_dir=work_dir,
+        experiment_name=f'toy_{osp.basename(work_dir)}',
+        default_scope='mmpretrain',
+        train_dataloader=dict(
+            dataset=TensorDataset(torch.randn(8, 2)),
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            collate_fn=dict(type='default_collate'),
+            batch_size=2),
+        train_cfg=dict(by_epoch=False, max_iters=iters),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        default_hooks=dict(
+            logger=None,
+            checkpoint=dict(
+                type='AtomicCheckpointHook',
+                by_epoch=False,
+                interval=1,
+                max_keep_ckpts=1)))
+    runner.train()
+
+
+@pytest.mark.parametrize('killed_writing', ['iter_3.pth', 'last_checkpoint'])
+def test_kill_while_saving_keeps_a_complete_checkpoint(
+        tmp_path, monkeypatch, killed_writing):
+    """With max_keep_ckpts=1 mmengine's own hook deletes iter_2.pth before
+    writing iter_3.pth; ours keeps it until iter_3.pth and the pointer to
+    it are complete."""
+    replace = os.replace
+
+    def replace_or_die(src, dst):
+        if killed_writing == 'last_checkpoint':  # when it names iter_3
+            dies = dst.endswith(killed_writing) and open(src).read().endswith(
+                'iter_3.pth')
+        else:
+            dies = dst.endswith(killed_writing)
+        if dies:
+            raise _Killed
+        replace(src, dst)
+
+    monkeypatch.setattr(os, 'replace', replace_or_die)
+    work_dir = str(tmp_path / 'toy')
+    with pytest.raises(_Killed):
+        train_toy(work_dir)
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        last = f.read()
+    assert last == osp.join(work_dir, 'iter_2.pth')
+    _, _, meta = state(last)
+    assert meta['iter'] == 2
+    left = sorted(os.listdir(work_dir))
+    assert not any('.tmp-' in name for name in left), left
+
+
+def test_checkpoint_rotation(tmp_path):
+    work_dir = str(tmp_path / 'toy')
+    train_toy(work_dir, iters=4)
+    ckpts = sorted(n for n in os.listdir(work_dir) if n.endswith('.pth'))
+    assert ckpts == ['iter_4.pth']
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        assert f.read() == osp.join(work_dir, 'iter_4.pth')
