@@ -22,7 +22,8 @@ def test_two_process_cpu_training(tmp_path, photos_dir, byol_teacher):
         "custom_imports = dict(imports=['ediy_mm', 'rank_dump_hook'], "
         'allow_failed_imports=False)\n'
         "custom_hooks = [dict(type='TeacherHook', probe_size=128), "
-        "dict(type='FiniteLossHook'), dict(type='RankDumpHook')]\n")
+        "dict(type='FiniteLossHook'), dict(type='RandomStateHook'), "
+        "dict(type='RankDumpHook')]\n")
     work_dir = tmp_path / 'work'
     env = dict(
         os.environ,

@@ -53,8 +53,13 @@ def state(path):
 
 def test_sigkill_then_resume_is_bit_identical(tmp_path, photos_dir,
                                               byol_teacher):
+    """Table 1's R-INS + R-IEM (TG): the teacher chooses the R-IEM
+    regions and the R-INS partners are drawn from torch's generator, so
+    both the teacher and the random state must survive the kill."""
     config = iter_config(tmp_path)
-    opts = options(photos_dir, byol_teacher)
+    opts = options(photos_dir, byol_teacher) + [
+        'model.head.rdem_negative=instance'
+    ]
     run_a, run_b = str(tmp_path / 'a'), str(tmp_path / 'b')
     run_train(config, run_a, *opts)
 
@@ -83,6 +88,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, photos_dir,
 
     out = run_train(config, run_b, *opts, extra=['--resume'])
     assert 'resumed' in out.lower()
+    assert 'RandomStateHook: resumed the random state' in out
     weights_a, optim_a, meta_a = state(osp.join(run_a, 'iter_8.pth'))
     weights_b, optim_b, meta_b = state(osp.join(run_b, 'iter_8.pth'))
     assert meta_a['iter'] == meta_b['iter'] == 8
@@ -166,37 +172,63 @@ class _Killed(BaseException):
 
 
 class _Toy(BaseModel):
+    """A linear model whose loss draws from torch's generator (dropout)."""
 
     def __init__(self):
         super().__init__()
-        self.linear = torch.nn.Linear(2, 1)
+        self.linear = torch.nn.Linear(2, 4)
 
     def forward(self, inputs, data_samples=None, mode='loss'):
-        return dict(loss=self.linear(inputs).pow(2).mean())
+        out = torch.nn.functional.dropout(self.linear(inputs), 0.5, True)
+        return dict(loss=out.pow(2).mean())
 
 
-def train_toy(work_dir, iters=3):
+def train_toy(work_dir, steps=3, by_epoch=False, resume=False,
+              hooks=('RandomStateHook', )):
+    """Train the toy for ``steps`` iterations (or epochs of 4 iterations)
+    with a checkpoint after each; return its final weights."""
     torch.manual_seed(0)
+    data = TensorDataset(torch.randn(8, 2, generator=torch.Generator()))
     runner = Runner(
         model=_Toy(),
         work_dir=work_dir,
-        experiment_name=f'toy_{osp.basename(work_dir)}',
+        experiment_name=f'toy_{osp.basename(work_dir)}_{steps}',
         default_scope='mmpretrain',
+        randomness=dict(seed=0),
+        resume=resume,
         train_dataloader=dict(
-            dataset=TensorDataset(torch.randn(8, 2)),
-            sampler=dict(type='DefaultSampler', shuffle=False),
+            dataset=data,
+            sampler=dict(type='DefaultSampler', shuffle=True),
             collate_fn=dict(type='default_collate'),
             batch_size=2),
-        train_cfg=dict(by_epoch=False, max_iters=iters),
+        train_cfg=dict(by_epoch=by_epoch, max_epochs=steps)
+        if by_epoch else dict(by_epoch=False, max_iters=steps),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        custom_hooks=[dict(type=hook) for hook in hooks],
         default_hooks=dict(
             logger=None,
             checkpoint=dict(
                 type='AtomicCheckpointHook',
-                by_epoch=False,
+                by_epoch=by_epoch,
                 interval=1,
                 max_keep_ckpts=1)))
     runner.train()
+    return {k: v.clone() for k, v in runner.model.state_dict().items()}
+
+
+@pytest.mark.parametrize('by_epoch', [False, True])
+@pytest.mark.parametrize('with_hook', [True, False])
+def test_resume_restores_the_random_state(tmp_path, by_epoch, with_hook):
+    """An uninterrupted run against one stopped after 2 steps and resumed
+    to 3: the same weights with RandomStateHook, not without it (mmengine
+    alone re-seeds the generators on resume)."""
+    hooks = ('RandomStateHook', ) if with_hook else ()
+    kwargs = dict(by_epoch=by_epoch, hooks=hooks)
+    whole = train_toy(str(tmp_path / 'whole'), 3, **kwargs)
+    train_toy(str(tmp_path / 'cut'), 2, **kwargs)
+    resumed = train_toy(str(tmp_path / 'cut'), 3, resume=True, **kwargs)
+    same = all(torch.equal(whole[k], resumed[k]) for k in whole)
+    assert same == with_hook
 
 
 @pytest.mark.parametrize('killed_writing', ['iter_3.pth', 'last_checkpoint'])
@@ -220,7 +252,7 @@ def test_kill_while_saving_keeps_a_complete_checkpoint(
     monkeypatch.setattr(os, 'replace', replace_or_die)
     work_dir = str(tmp_path / 'toy')
     with pytest.raises(_Killed):
-        train_toy(work_dir)
+        train_toy(work_dir, 3)
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         last = f.read()
     assert last == osp.join(work_dir, 'iter_2.pth')
@@ -232,7 +264,7 @@ def test_kill_while_saving_keeps_a_complete_checkpoint(
 
 def test_checkpoint_rotation(tmp_path):
     work_dir = str(tmp_path / 'toy')
-    train_toy(work_dir, iters=4)
+    train_toy(work_dir, 4)
     ckpts = sorted(n for n in os.listdir(work_dir) if n.endswith('.pth'))
     assert ckpts == ['iter_4.pth']
     with open(osp.join(work_dir, 'last_checkpoint')) as f:

@@ -96,6 +96,6 @@ train_cfg = dict(max_epochs=2)
 default_hooks = dict(
     logger=dict(interval=4),
     checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=2))
-custom_hooks = [dict(type='FiniteLossHook')]
+custom_hooks = [dict(type='FiniteLossHook'), dict(type='RandomStateHook')]
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 auto_scale_lr = dict(base_batch_size=16)

@@ -39,5 +39,6 @@ model = dict(
 
 custom_hooks = [
     dict(type='TeacherHook', probe_size=128),
-    dict(type='FiniteLossHook')
+    dict(type='FiniteLossHook'),
+    dict(type='RandomStateHook')
 ]

@@ -69,7 +69,12 @@ param_scheduler = [
 ]
 train_cfg = dict(max_epochs=300)
 
-custom_hooks = [dict(type='TeacherHook'), dict(type='FiniteLossHook')]
+# Fail fast on a bad teacher or a non-finite loss; resume exactly.
+custom_hooks = [
+    dict(type='TeacherHook'),
+    dict(type='FiniteLossHook'),
+    dict(type='RandomStateHook')
+]
 # mmengine's CheckpointHook, safe against a kill while saving.
 default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
 

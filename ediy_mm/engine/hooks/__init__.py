@@ -1,9 +1,10 @@
 from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .finite_loss_hook import FiniteLossHook
 from .knn_monitor_hook import KNNMonitorHook, topk_correct, weighted_knn
+from .random_state_hook import RandomStateHook
 from .teacher_hook import TeacherHook
 
 __all__ = [
-    'AtomicCheckpointHook', 'FiniteLossHook', 'KNNMonitorHook', 'TeacherHook',
-    'topk_correct', 'weighted_knn'
+    'AtomicCheckpointHook', 'FiniteLossHook', 'KNNMonitorHook',
+    'RandomStateHook', 'TeacherHook', 'topk_correct', 'weighted_knn'
 ]
