@@ -15,6 +15,7 @@ from mmengine.runner import Runner
 from mmpretrain.registry import DATASETS
 from torch.utils.data import TensorDataset
 
+from ediy_mm.datasets import CorruptImageError
 from helpers import CPU_EDIY, ROOT, run_train
 
 ITER_CFG = """_base_ = '{base}'
@@ -142,7 +143,7 @@ def test_corrupt_image_names_the_file(tmp_path, photos_dir):
     dataset = build_photos(data_root=str(folder))
     paths = [dataset.get_data_info(i)['img_path'] for i in range(len(dataset))]
     index = paths.index(str(folder / 'broken.jpg'))
-    with pytest.raises(Exception, match='broken.jpg'):
+    with pytest.raises(CorruptImageError, match='broken.jpg'):
         dataset[index]
 
 

@@ -1,3 +1,4 @@
-from .photo_folder import PhotoFolderDataset, export_skimage_photos
+from .photo_folder import (CorruptImageError, PhotoFolderDataset,
+                           export_skimage_photos)
 
-__all__ = ['PhotoFolderDataset', 'export_skimage_photos']
+__all__ = ['CorruptImageError', 'PhotoFolderDataset', 'export_skimage_photos']

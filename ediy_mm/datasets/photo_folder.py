@@ -6,7 +6,7 @@ import numpy as np
 from mmpretrain.datasets import CustomDataset
 from mmpretrain.registry import DATASETS
 
-__all__ = ['PhotoFolderDataset', 'export_skimage_photos']
+__all__ = ['CorruptImageError', 'PhotoFolderDataset', 'export_skimage_photos']
 
 #: Colour photographs that scikit-image ships inside its wheel.
 SKIMAGE_PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket',
@@ -51,6 +51,11 @@ def export_skimage_photos(folder: str) -> List[str]:
     return paths
 
 
+class CorruptImageError(OSError):
+    """An image of the data set could not be read or transformed; the
+    message names the file."""
+
+
 @DATASETS.register_module()
 class PhotoFolderDataset(CustomDataset):
     """Unlabelled images of a folder, by default scikit-image's photos.
@@ -90,6 +95,16 @@ class PhotoFolderDataset(CustomDataset):
                 f'No image ({", ".join(self.extensions)}) in '
                 f'{self.data_root!r} or its sub-folders.')
         return super().load_data_list() * self.repeat
+
+    def prepare_data(self, idx: int):
+        """Run the pipeline on image ``idx``; a failure names the file."""
+        try:
+            return super().prepare_data(idx)
+        except Exception as err:
+            path = self.get_data_info(idx)['img_path']
+            raise CorruptImageError(
+                f'Cannot read or transform image {path}: '
+                f'{type(err).__name__}: {err}') from err
 
     def _has_image(self, folder: str) -> bool:
         """Whether ``folder`` holds an image file, searched recursively."""
