@@ -59,6 +59,12 @@ def test_paper_recipe():
     assert (cosine.type, cosine.begin,
             cosine.end) == ('CosineAnnealingLR', 10, 300)
     assert cfg.train_cfg.max_epochs == 300
+    # resumable exactly and safely (tests/test_reliability.py)
+    assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook'
+    assert 'RandomStateHook' in [h.type for h in cfg.custom_hooks]
+    assert cfg.train_dataloader.persistent_workers is False
+    assert cfg.train_dataloader.worker_init_fn.type == (
+        'epoch_seeded_worker_init_fn')
     for epochs in (100, 1000):
         other = Config.fromfile(PAPER.replace('300e', f'{epochs}e'))
         assert other.train_cfg.max_epochs == epochs

@@ -6,16 +6,19 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 
+import numpy as np
 import pytest
 import torch
+from mmengine.dataset import worker_init_fn
 from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from mmpretrain.registry import DATASETS
-from torch.utils.data import TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from ediy_mm.datasets import CorruptImageError
+from ediy_mm.datasets import CorruptImageError, epoch_seeded_worker_init_fn
 from helpers import CPU_EDIY, ROOT, run_train
 
 ITER_CFG = """_base_ = '{base}'
@@ -184,12 +187,29 @@ class _Toy(BaseModel):
         return dict(loss=out.pow(2).mean())
 
 
-def train_toy(work_dir, steps=3, by_epoch=False, resume=False,
-              hooks=('RandomStateHook', )):
+class _Augmented(Dataset):
+    """8 points plus numpy noise, as a random augmentation would add."""
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, index):
+        noise = torch.from_numpy(np.random.randn(2)).float()
+        return (torch.full((2, ), float(index)) + noise, )
+
+
+def train_toy(work_dir,
+              steps=3,
+              by_epoch=False,
+              resume=False,
+              hooks=('RandomStateHook', ),
+              data=None,
+              **loader):
     """Train the toy for ``steps`` iterations (or epochs of 4 iterations)
     with a checkpoint after each; return its final weights."""
     torch.manual_seed(0)
-    data = TensorDataset(torch.randn(8, 2, generator=torch.Generator()))
+    if data is None:
+        data = TensorDataset(torch.randn(8, 2, generator=torch.Generator()))
     runner = Runner(
         model=_Toy(),
         work_dir=work_dir,
@@ -201,7 +221,8 @@ def train_toy(work_dir, steps=3, by_epoch=False, resume=False,
             dataset=data,
             sampler=dict(type='DefaultSampler', shuffle=True),
             collate_fn=dict(type='default_collate'),
-            batch_size=2),
+            batch_size=2,
+            **loader),
         train_cfg=dict(by_epoch=by_epoch, max_epochs=steps)
         if by_epoch else dict(by_epoch=False, max_iters=steps),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
@@ -230,6 +251,43 @@ def test_resume_restores_the_random_state(tmp_path, by_epoch, with_hook):
     resumed = train_toy(str(tmp_path / 'cut'), 3, resume=True, **kwargs)
     same = all(torch.equal(whole[k], resumed[k]) for k in whole)
     assert same == with_hook
+
+
+def test_resume_with_workers_replays_their_augmentations(tmp_path):
+    """Epoch-based, 2 workers restarted every epoch: with their seeds drawn
+    by epoch_seeded_worker_init_fn from the restored torch generator, the
+    resumed run sees the augmentations of the uninterrupted one."""
+    kwargs = dict(
+        by_epoch=True,
+        data=_Augmented(),
+        num_workers=2,
+        persistent_workers=False,
+        worker_init_fn=dict(type='epoch_seeded_worker_init_fn'))
+    whole = train_toy(str(tmp_path / 'whole'), 3, **kwargs)
+    train_toy(str(tmp_path / 'cut'), 2, **kwargs)
+    resumed = train_toy(str(tmp_path / 'cut'), 3, resume=True, **kwargs)
+    for key in whole:
+        assert torch.equal(whole[key], resumed[key]), key
+
+
+def epochs_of_noise(worker_init_fn, epochs=2):
+    """What a 2-worker loader over :class:`_Augmented` yields per epoch."""
+    torch.manual_seed(0)
+    loader = DataLoader(
+        _Augmented(), batch_size=2, num_workers=2,
+        worker_init_fn=worker_init_fn)
+    return [torch.cat([b[0] for b in loader]) for _ in range(epochs)]
+
+
+def test_worker_augmentations_change_every_epoch():
+    mmengine_default = partial(worker_init_fn, num_workers=2, rank=0, seed=0)
+    first, second = epochs_of_noise(mmengine_default)
+    assert torch.equal(first, second)  # why ours exists
+    first, second = epochs_of_noise(epoch_seeded_worker_init_fn)
+    assert not torch.equal(first, second)
+    # and a function of the seed: the same again from the same seed
+    assert torch.equal(
+        epochs_of_noise(epoch_seeded_worker_init_fn)[1], second)
 
 
 @pytest.mark.parametrize('killed_writing', ['iter_3.pth', 'last_checkpoint'])

@@ -43,6 +43,7 @@ train_dataloader = dict(
     batch_size=16,
     num_workers=1,
     persistent_workers=False,
+    worker_init_fn=dict(type='epoch_seeded_worker_init_fn'),
     collate_fn=dict(_delete_=True, type='default_collate'),
     dataset=dict(
         _delete_=True,

@@ -15,8 +15,14 @@ teacher_checkpoint = 'checkpoints/byol_resnet50_in1k.pth'
 # mmengine tags every dict inherited through `mmpretrain::` with `_scope_`,
 # which the Runner then passes to the collate function as a keyword: restate
 # it here without the tag.
+# Workers restart each epoch with seeds drawn from the run's seed and the
+# epoch, so augmentations differ per epoch and a resumed run repeats them
+# exactly (see ediy_mm.datasets.epoch_seeded_worker_init_fn).
 train_dataloader = dict(
-    batch_size=128, collate_fn=dict(_delete_=True, type='default_collate'))
+    batch_size=128,
+    persistent_workers=False,
+    worker_init_fn=dict(type='epoch_seeded_worker_init_fn'),
+    collate_fn=dict(_delete_=True, type='default_collate'))
 
 model = dict(
     type='EDIY',

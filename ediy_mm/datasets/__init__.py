@@ -1,4 +1,8 @@
 from .photo_folder import (CorruptImageError, PhotoFolderDataset,
                            export_skimage_photos)
+from .worker_seed import epoch_seeded_worker_init_fn
 
-__all__ = ['CorruptImageError', 'PhotoFolderDataset', 'export_skimage_photos']
+__all__ = [
+    'CorruptImageError', 'PhotoFolderDataset', 'epoch_seeded_worker_init_fn',
+    'export_skimage_photos'
+]
