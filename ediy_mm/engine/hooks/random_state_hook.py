@@ -16,7 +16,8 @@ class RandomStateHook(Hook):
     whatever the model draws after a resume (the random regions and the
     R-INS partners of the ablations, dropout, ...) differs from what an
     uninterrupted run draws. This hook stores torch's CPU and CUDA default
-    generator states in each checkpoint (``checkpoint['random_state']``)
+    generator states in each checkpoint (``checkpoint['random_state']``;
+    CUDA: the generator of rank 0's device)
     and, on ``--resume``, puts them back right where the uninterrupted run
     would continue: before the first training epoch of an epoch-based loop
     (before its data loader iterator is created), before the first
@@ -29,7 +30,8 @@ class RandomStateHook(Hook):
 
     The states saved are rank 0's; with mmengine's default
     ``randomness.diff_rank_seed=False`` every rank draws the same stream in
-    the model, and every rank restores it. With ``diff_rank_seed=True`` the
+    the model (each on its own GPU), and every rank restores it (into its
+    current GPU's generator). With ``diff_rank_seed=True`` the
     ranks keep their re-seeded generators and a warning says so.
     """
 
@@ -42,8 +44,8 @@ class RandomStateHook(Hook):
         """Add the generator states to ``checkpoint``."""
         checkpoint['random_state'] = dict(
             torch=torch.get_rng_state(),
-            cuda=(torch.cuda.get_rng_state_all()
-                  if torch.cuda.is_initialized() else []))
+            cuda=(torch.cuda.get_rng_state()
+                  if torch.cuda.is_initialized() else None))
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         """Keep the states of a resumed checkpoint for the first step."""
@@ -80,14 +82,7 @@ class RandomStateHook(Hook):
             return
         state, self._pending = self._pending, None
         torch.set_rng_state(state['torch'].cpu())
-        cuda = [s.cpu() for s in state['cuda']]
-        if cuda and torch.cuda.is_available():
-            if len(cuda) == torch.cuda.device_count():
-                torch.cuda.set_rng_state_all(cuda)
-            else:
-                runner.logger.warning(
-                    f'RandomStateHook: the checkpoint holds {len(cuda)} CUDA '
-                    f'generator states for {torch.cuda.device_count()} '
-                    'visible devices; CUDA generators stay re-seeded.')
+        if state['cuda'] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state(state['cuda'].cpu())  # this rank's GPU
         runner.logger.info('RandomStateHook: resumed the random state of '
                            f'epoch {runner.epoch}, iteration {runner.iter}')
