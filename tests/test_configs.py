@@ -62,6 +62,7 @@ def test_paper_recipe():
     # resumable exactly and safely (tests/test_reliability.py)
     assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook'
     assert 'RandomStateHook' in [h.type for h in cfg.custom_hooks]
+    assert cfg.model.teacher.channels_last is True  # docs/benchmarks.md
     assert cfg.train_dataloader.persistent_workers is False
     assert cfg.train_dataloader.worker_init_fn.type == (
         'epoch_seeded_worker_init_fn')
