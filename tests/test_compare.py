@@ -16,8 +16,8 @@ from torch.utils.data import TensorDataset
 
 from ediy_mm.analysis import list_images, write_instance_crops
 from ediy_mm.analysis.compare import METHODS, CompareSettings, resolve_methods
-from ediy_mm.analysis.compare_report import METRICS, format_cell, write_report
-from ediy_mm.analysis.compare_training import CLOCK_FILE
+from ediy_mm.analysis.compare.report import METRICS, format_cell, write_report
+from ediy_mm.analysis.compare.training import CLOCK_FILE
 from ediy_mm.analysis.probes import (global_collapse, labelled_splits,
                                      linear_probe)
 from helpers import ROOT, load_tool
@@ -156,7 +156,7 @@ class _Toy(BaseModel):
 
 
 def test_wall_clock_budget_stops_within_the_epoch_with_a_checkpoint(tmp_path):
-    from ediy_mm.analysis import compare_training  # noqa: F401 (registers)
+    from ediy_mm.analysis.compare import training  # noqa: F401 (registers)
     runner = Runner(
         model=_Toy(),
         work_dir=str(tmp_path),

@@ -1,8 +1,8 @@
 """The report of a method comparison: markdown tables, JSON, CSV and PNGs.
 
 :func:`write_report` reads nothing from the runs themselves: it gets, per
-(method, seed), the record that :mod:`ediy_mm.analysis.compare` saved
-after evaluating it (metrics and kNN curve), and writes to the work
+(method, seed), the record that :mod:`ediy_mm.analysis.compare.driver`
+saved after evaluating it (metrics and kNN curve), and writes to the work
 directory:
 
 - ``report.md``: a header with the exact command, the versions, the device
@@ -28,11 +28,14 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from .plotting import new_figure, save_figure
+from ..plotting import new_figure, save_figure
+from .data import ComparisonData
+from .settings import ROOT, CompareSettings
 
 __all__ = [
     'HEADLINE', 'METRICS', 'Metric', 'device_description',
-    'environment_versions', 'format_cell', 'write_report'
+    'environment_versions', 'format_cell', 'report_entry', 'report_header',
+    'report_notes', 'write_report'
 ]
 
 
@@ -131,10 +134,9 @@ def environment_versions() -> Dict[str, str]:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = 'not installed'
-    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
     try:
         commit = subprocess.run(['git', 'describe', '--always', '--dirty'],
-                                cwd=root,
+                                cwd=ROOT,
                                 capture_output=True,
                                 text=True,
                                 timeout=10).stdout.strip()
@@ -366,3 +368,66 @@ def write_report(work_dir: str,
             writer.writerow([r['method'], r['seed'], r['status']] +
                             [r['metrics'].get(k, '') for k in METRICS])
     return files
+
+
+def report_header(settings: CompareSettings, data: ComparisonData,
+                  seeds: Sequence[int], command: str) -> Dict[str, str]:
+    """The report's header rows."""
+    versions = environment_versions()
+    budget = f'{settings.epochs} epochs'
+    if settings.minutes:
+        budget += f', at most {settings.minutes:g} wall-clock minutes'
+    probe = data.probe
+    return {
+        'command':
+        command,
+        'device':
+        device_description(),
+        'scale': ('GPU' if torch.cuda.is_available() else
+                  '**CPU scale**: numbers from a CPU-sized run, see the '
+                  'budget'),
+        'versions':
+        ', '.join(f'{k} {v}' for k, v in versions.items()),
+        'budget':
+        f'{budget} per method at {settings.size} px, batch '
+        f'{settings.batch_size or "of each config"}, '
+        f'{data.pretrain_count} pre-training images x {settings.repeat}',
+        'labelled probes':
+        f'{osp.abspath(settings.data)}: '
+        f'{len(probe["train"].classes)} classes, {len(probe["train"])} '
+        f'train / {len(probe["val"])} val images at {settings.size} px '
+        f'(chance {100 / len(probe["train"].classes):.2f} %)',
+        'dense probe': (f'{osp.abspath(settings.dense)} at '
+                        f'{settings.dense_size} px'
+                        if settings.dense else 'not run (no --dense)'),
+        'region statistics':
+        f'{len(data.diversity_paths)} images at '
+        f'{settings.dense_size} px '
+        f'({(settings.dense_size // 32)**2} regions)',
+        'seeds':
+        ', '.join(map(str, seeds)),
+    }
+
+
+def report_notes(runs: List[dict], methods: Dict[str, dict],
+                 settings: CompareSettings) -> List[str]:
+    """Paragraphs under the tables: the dense baseline, the teacher."""
+    notes = []
+    baselines = [
+        r['detail']['dense']['baseline_miou'] for r in runs
+        if r['status'] == 'ok' and 'dense' in r['detail']
+    ]
+    if baselines:
+        notes.append(f'Dense probe: predicting background everywhere scores '
+                     f'{baselines[0]:.2f} % mIoU on the val split.')
+    if any(m['available'] and m['method'].teacher for m in methods.values()):
+        notes.append('E-DIY (BYOL teacher): ' + (
+            f'teacher {settings.teacher}.' if settings.teacher else
+            'the teacher is the BYOL run of the same seed, so its total '
+            'pre-training is the BYOL budget plus its own.'))
+    return [line for note in notes for line in (note, '')]
+
+
+def report_entry(method: dict) -> dict:
+    """A :func:`resolve_methods` entry without the :class:`Method`."""
+    return {k: v for k, v in method.items() if k != 'method'}

@@ -9,20 +9,31 @@ within an epoch needs :class:`StoppableEpochBasedTrainLoop`
 (``train_cfg.type``); mmengine's loop only looks at ``stop_training``
 between epochs. Both are registered into mmpretrain's registries::
 
-    custom_imports = dict(imports=['ediy_mm', 'ediy_mm.analysis.compare_training'])
+    custom_imports = dict(imports=['ediy_mm', 'ediy_mm.analysis.compare.training'])
     train_cfg = dict(type='StoppableEpochBasedTrainLoop', max_epochs=100)
     custom_hooks = [dict(type='TrainingClockHook', minutes=30)]
+
+It also runs a method's training in this process for the comparison
+(:func:`train`) and reads what a finished run left: its last checkpoint,
+its step times and its kNN curve (:func:`clock_metrics`).
 """  # noqa: E501
+import contextlib
+import glob
 import json
 import os.path as osp
 import time
-from typing import List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
+import numpy as np
+from mmengine.config import Config
 from mmengine.hooks import Hook
-from mmengine.runner import EpochBasedTrainLoop
+from mmengine.runner import EpochBasedTrainLoop, Runner
 from mmpretrain.registry import HOOKS, LOOPS
 
-__all__ = ['CLOCK_FILE', 'StoppableEpochBasedTrainLoop', 'TrainingClockHook']
+__all__ = [
+    'CLOCK_FILE', 'StoppableEpochBasedTrainLoop', 'TrainingClockHook',
+    'clock_metrics', 'last_checkpoint', 'train'
+]
 
 #: What :class:`TrainingClockHook` writes into the work directory.
 CLOCK_FILE = 'training_clock.json'
@@ -146,3 +157,73 @@ class TrainingClockHook(Hook):
             step_seconds=self.step_seconds)
         with open(osp.join(runner.work_dir, CLOCK_FILE), 'w') as f:
             json.dump(record, f)
+
+
+class _ProgressHook(Hook):
+    """Reports the Runner's iterations to a callback (in-process only)."""
+
+    priority = 'LOWEST'
+
+    def __init__(self, report: Callable[[float, str], None]) -> None:
+        self.report = report
+
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch=None,
+                         outputs=None) -> None:
+        self.report(
+            (runner.iter + 1) / runner.max_iters,
+            f'epoch {runner.epoch + 1}/{runner.max_epochs}, '
+            f'iteration {batch_idx + 1}/{len(runner.train_dataloader)}')
+
+
+# -------------------------------------------------------------------- runs
+def train(cfg: Config, log_file: str, report: Callable[[float, str],
+                                                       None]) -> str:
+    """Train with mmengine's Runner in this process; return the last
+    checkpoint. Its console output goes to ``log_file``."""
+    with open(log_file, 'a') as log, contextlib.redirect_stdout(
+            log), contextlib.redirect_stderr(log):
+        runner = Runner.from_cfg(cfg)
+        runner.register_hook(_ProgressHook(report))
+        runner.train()
+    with open(osp.join(cfg.work_dir, 'last_checkpoint')) as f:
+        return f.read().strip()
+
+
+def last_checkpoint(run_dir: str) -> str:
+    """The checkpoint a finished run ended with."""
+    with open(osp.join(run_dir, 'last_checkpoint')) as f:
+        return f.read().strip()
+
+
+def _knn_curve(run_dir: str, iters_per_epoch: int) -> List[List[float]]:
+    """``[[epoch, kNN top-1], ...]`` from every session's scalars.json (a
+    resumed run has several); the latest value of a step wins."""
+    points: Dict[int, float] = {}
+    for path in sorted(
+            glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json'))):
+        with open(path) as f:
+            for line in f:
+                record = json.loads(line)
+                if 'knn/top1' in record:
+                    points[record['step']] = record['knn/top1']
+    return [[step / iters_per_epoch, value]
+            for step, value in sorted(points.items())]
+
+
+def clock_metrics(run_dir: str) -> Tuple[dict, List[List[float]]]:
+    """Cost metrics and the kNN curve of a finished training run."""
+    with open(osp.join(run_dir, CLOCK_FILE)) as f:
+        clock_record = json.load(f)
+    steps = clock_record['step_seconds']
+    steady = steps[min(2, len(steps) - 1):]  # the first steps warm up
+    step = float(np.median(steady))
+    per_epoch = clock_record['iters_per_epoch']
+    metrics = dict(
+        step_ms=1000 * step,
+        images_per_s=clock_record['batch_size'] / step,
+        train_minutes=clock_record['training_seconds'] / 60,
+        epochs=clock_record['iterations'] / per_epoch)
+    return metrics, _knn_curve(run_dir, per_epoch)
