@@ -14,6 +14,7 @@ from mmpretrain.structures import DataSample
 
 from ..losses.ediy_losses import byol_loss
 from ..losses.mosrep_losses import mosaic_byol_loss, mosrep_contrastive_loss
+from ..utils.backbone_grid import check_patch_fit
 from ..utils.momentum_target import MomentumTargetMixin, require_momentum_hook
 from ..utils.mosaic import Mosaic, MosaicSampler, split_views
 
@@ -103,6 +104,7 @@ class MosaicSelfSupervisor(MomentumTargetMixin, BaseSelfSupervisor):
         Returns:
             Tensor: ``[B, D]``.
         """
+        check_patch_fit(self.backbone, images, 'the global views')
         return self.neck(self.backbone(images))[0]
 
     def embed_cells(self, mosaic: Mosaic) -> torch.Tensor:
@@ -115,8 +117,8 @@ class MosaicSelfSupervisor(MomentumTargetMixin, BaseSelfSupervisor):
         Returns:
             Tensor: ``[B*K, D]``, ordered as ``mosaic.sources.flatten()``.
         """
-        maps = self.backbone(mosaic.images)[-1]
-        return self.neck((self.mosaic.roi_features(maps, mosaic), ))[0]
+        cells = self.mosaic.cell_features(self.backbone, mosaic)
+        return self.neck((cells, ))[0]
 
 
 @MODELS.register_module()

@@ -71,8 +71,7 @@ class EDIYMosaic(EDIY):
         Returns:
             Tensor: ``[B*K, D]``, ordered as ``mosaic.sources.flatten()``.
         """
-        maps = self.backbone(mosaic.images)[-1]
-        rois = self.mosaic.roi_features(maps, mosaic)
+        rois = self.mosaic.cell_features(self.backbone, mosaic)
         projected = self.neck((rois, ), with_local=False)[0]
         return self.head.predictor((projected, ))[0]
 

@@ -9,6 +9,12 @@ images (the authors' ``moco/builder.py``, ``G = 2``). Jitter then shifts
 the whole mosaic onto a zero canvas; each cell keeps its box (clipped to
 the canvas) and the weight ``sqrt(visible fraction of its area)``.
 
+The cells are pooled by RoIAlign from the backbone's last map, whatever the
+backbone: a ResNet's or a ConvNeXt's last stage (stride 32), a ViT's patch
+grid (``out_type='featmap'``, stride 16 for ViT/16). The map's stride is a
+config key (:class:`MosaicSampler` ``spatial_scale``), checked against the
+map the backbone returns.
+
 Boxes are in continuous pixel coordinates, pixel ``i`` spanning
 ``[i, i + 1]``: the convention of ``torchvision.ops.roi_align(...,
 aligned=True)``, so a cell of ``w`` pixels starting at ``x`` is
@@ -20,9 +26,10 @@ import math
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torchvision.ops import roi_align
 
+from .backbone_grid import check_patch_fit
 from .process_random import draw_for_this_process
 
 __all__ = [
@@ -231,6 +238,12 @@ class MosaicSampler:
     random draws use torch's global generator, so ``RandomStateHook``
     restores them on resume.
 
+    Other backbones pool from their own grid: ``spatial_scale`` is one over
+    the stride of the map the cells are pooled from (1/16 for a ViT/16
+    patch grid, 1/32 for a ConvNeXt's last stage), and the mosaics must be
+    a whole number of patches for a backbone with a patch embedding
+    (:meth:`cell_features` checks both on every batch).
+
     Args:
         jitter_prob (float): Probability of shifting a batch. Defaults to
             1.0.
@@ -238,8 +251,8 @@ class MosaicSampler:
             than a crop). Defaults to 48.
         jitter_beta (float): β of the Beta distribution. Defaults to 0.5.
         roi_size (int): RoIAlign output side. Defaults to 7.
-        spatial_scale (float): Backbone map size / image size. Defaults to
-            1/32 (ResNet layer 4).
+        spatial_scale (float): Backbone map size / image size: one over
+            the map's stride. Defaults to 1/32 (ResNet layer 4).
     """
 
     def __init__(self,
@@ -306,18 +319,73 @@ class MosaicSampler:
         return assemble_mosaic(crops, self.draw_shifts(crops.size(0)),
                                source_offset)
 
+    def check_grid(self, maps: Tensor, images: Tensor) -> None:
+        """Raise a clear error unless ``spatial_scale`` is the stride of
+        the backbone's map.
+
+        The map of ``H x W`` px images at stride ``s`` has ``H / s`` rows
+        (rounded either way: a ResNet pads, a ConvNeXt drops the rest) and
+        ``W / s`` columns; a wrong stride (1/32 on a ViT/16's patch grid)
+        misses that by at least one cell.
+
+        Args:
+            maps (Tensor): ``[B, C, h, w]``.
+            images (Tensor): The images they come from, ``[B, 3, H, W]``.
+
+        Raises:
+            ValueError: Naming the sizes, the stride they imply and the key.
+        """
+        stride = 1 / self.spatial_scale
+        (height, width), (rows, cols) = images.shape[-2:], maps.shape[-2:]
+        if abs(height / stride - rows) >= 1 or abs(width / stride - cols) >= 1:
+            raise ValueError(
+                f'the backbone maps the {width}x{height} px mosaics to a '
+                f'{cols}x{rows} grid (a stride of {width / cols:g} px), but '
+                f'model.mosaic.spatial_scale is 1/{stride:g}: set it to one '
+                'over the stride of the map the cells are pooled from (1/16 '
+                'for a ViT/16 patch grid, 1/32 for the last stage of a '
+                'ResNet or a ConvNeXt)')
+
+    def cell_features(self, backbone: nn.Module, mosaic: Mosaic) -> Tensor:
+        """RoIAlign every cell of the mosaics from the backbone's last map.
+
+        Args:
+            backbone (nn.Module): An mmpretrain backbone (its last output is
+                the map).
+            mosaic (Mosaic): The batch's mosaics.
+
+        Returns:
+            Tensor: ``[B*K, C, roi_size, roi_size]``, ordered as
+            ``mosaic.sources.flatten()``.
+
+        Raises:
+            ValueError: Before the backbone runs when the mosaics are not a
+                whole number of its patches; after, when ``spatial_scale``
+                is not its map's stride.
+        """
+        check_patch_fit(backbone, mosaic.images,
+                        'the mosaics (grid side x local crop side)')
+        return self.roi_features(backbone(mosaic.images)[-1], mosaic)
+
     def roi_features(self, maps: Tensor, mosaic: Mosaic) -> Tensor:
         """RoIAlign every cell of the mosaics' backbone maps.
 
         Args:
             maps (Tensor): Backbone maps of ``mosaic.images``,
-                ``[B, C, H', W']``.
+                ``[B, C, H', W']``, of stride ``1 / spatial_scale``
+                (checked by :meth:`check_grid`).
             mosaic (Mosaic): Their mosaics.
 
         Returns:
             Tensor: ``[B*K, C, roi_size, roi_size]``, ordered as
             ``mosaic.sources.flatten()``.
         """
+        if maps.dim() != 4:
+            raise ValueError(
+                'MosRep pools the mosaic cells from a map [B, C, h, w]; the '
+                f'backbone returned {tuple(maps.shape)} (a ViT needs '
+                "out_type='featmap', a ConvNeXt gap_before_final_norm=False)")
+        self.check_grid(maps, mosaic.images)
         boxes = mosaic.boxes.to(maps.dtype)
         return roi_align(
             maps,
