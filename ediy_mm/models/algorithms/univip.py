@@ -6,6 +6,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor
 
+from ..utils.backbone_grid import check_patch_fit
 from ..utils.momentum_target import MomentumTargetMixin, require_momentum_hook
 
 __all__ = ['UniVIP']
@@ -72,6 +73,10 @@ class UniVIP(MomentumTargetMixin, BaseSelfSupervisor):
         Returns:
             tuple: The scenes ``[B, 3, H, W]`` x 2 and the instances of each
             view ``[B, K, 3, h, w]`` x 2 (None when no loss term uses them).
+
+        Raises:
+            ValueError: Naming what is missing or mismatched, and the sizes
+                when a patch embedding (a ViT's) would pad the views.
         """
         num = self.head.num_instances
         if not isinstance(inputs, (list, tuple)) or len(inputs) != 2 + 2 * num:
@@ -87,6 +92,10 @@ class UniVIP(MomentumTargetMixin, BaseSelfSupervisor):
             raise ValueError(
                 'the scene views must share one shape and the instance views '
                 f'another, got {[tuple(x.shape) for x in inputs]}')
+        check_patch_fit(self.backbone, scenes[0],
+                        'the scene views (UniVIPViews.scene_size)')
+        check_patch_fit(self.backbone, inputs[2],
+                        'the instance crops (UniVIPViews.instance_size)')
         if not self.head.uses_instances:
             return scenes, None
         return scenes, [
