@@ -7,6 +7,11 @@ under one prefix (the online backbone, ``backbone.``) and renames them for
 the target. It returns what it took and what it dropped, so that a user can
 see that nothing they needed was left behind.
 
+:func:`extract_backbone` works for any backbone (ViT, Swin, ConvNeXt ...);
+the torchvision and detectron2 formats are ResNet names, so
+:func:`to_torchvision` and :func:`to_detectron2` refuse another backbone
+(:func:`require_resnet`).
+
 mmpretrain's ResNet names its parameters exactly as torchvision's ResNet
 does (``conv1``, ``bn1``, ``layer1.0.downsample.1`` ...), so the torchvision
 format is the backbone's own state dict, and the detectron2 names follow
@@ -23,8 +28,12 @@ from mmengine.runner.checkpoint import _load_checkpoint
 
 __all__ = [
     'Conversion', 'converter_parser', 'detectron2_name', 'extract_backbone',
-    'load_state_dict', 'to_detectron2', 'to_torchvision'
+    'load_checkpoint', 'load_state_dict', 'require_resnet', 'to_detectron2',
+    'to_torchvision'
 ]
+
+#: Keys that every ResNet (torchvision's, mmpretrain's) has.
+RESNET_KEYS = ('conv1.weight', 'layer1.0.conv1.weight')
 
 
 class Conversion(NamedTuple):
@@ -60,13 +69,28 @@ class Conversion(NamedTuple):
         return '\n'.join(lines)
 
 
-def load_state_dict(path: str) -> Dict[str, torch.Tensor]:
-    """Read the state dict of a checkpoint without unpickling code.
+def load_checkpoint(path: str) -> dict:
+    """Read a checkpoint file without unpickling code.
 
     mmengine's loader calls :func:`torch.load`, which loads weights only on
     torch >= 2.6; the globals of mmengine's own checkpoints are allow-listed
     by :mod:`ediy_mm.utils.safe_checkpoint` (installed by ``import
     ediy_mm``), anything else is refused.
+
+    Args:
+        path (str): An mmengine checkpoint, a plain state dict file, a URL
+            or a ``torchvision://`` name.
+
+    Returns:
+        dict: The file's content (an mmengine checkpoint holds
+        ``state_dict`` and ``meta``, whose ``cfg`` is the training config).
+    """
+    return _load_checkpoint(path, map_location='cpu')
+
+
+def load_state_dict(path: str) -> Dict[str, torch.Tensor]:
+    """Read the state dict of a checkpoint without unpickling code (see
+    :func:`load_checkpoint`).
 
     Args:
         path (str): An mmengine checkpoint or a plain state dict file.
@@ -75,7 +99,7 @@ def load_state_dict(path: str) -> Dict[str, torch.Tensor]:
         dict[str, Tensor]: Its ``state_dict`` entry, or the file itself
         when it is a plain state dict.
     """
-    checkpoint = _load_checkpoint(path, map_location='cpu')
+    checkpoint = load_checkpoint(path)
     return checkpoint.get('state_dict', checkpoint)
 
 
@@ -106,6 +130,35 @@ def extract_backbone(state_dict: Mapping[str, torch.Tensor],
     return Conversion(backbone, renamed, [], dropped)
 
 
+def require_resnet(state_dict: Mapping[str, torch.Tensor], prefix: str,
+                   target: str) -> None:
+    """Raise a clear error unless the backbone under ``prefix`` is a
+    ResNet.
+
+    Args:
+        state_dict (Mapping[str, Tensor]): The checkpoint's state dict.
+        prefix (str): Prefix of the backbone.
+        target (str): The format asked for, for the message.
+
+    Raises:
+        ValueError: Naming the backbone's first keys and what to use.
+    """
+    if all(prefix + key in state_dict for key in RESNET_KEYS):
+        return
+    found = sorted({
+        key[len(prefix):].split('.')[0]
+        for key in state_dict if key.startswith(prefix)
+    })
+    raise ValueError(
+        f'the backbone under {prefix!r} is not a ResNet (no '
+        f'{prefix}{RESNET_KEYS[0]} and {prefix}{RESNET_KEYS[1]}; its '
+        f'modules are {found[:8] or "none"}): the {target} format names '
+        'ResNet layers only. For a ViT, Swin or ConvNeXt use '
+        'tools/model_converters/extract_backbone.py, whose output loads '
+        "into the same mmpretrain backbone (init_cfg=dict(type='Pretrained',"
+        ' checkpoint=...)) in mmpretrain or mmdet.')
+
+
 def to_torchvision(state_dict: Mapping[str, torch.Tensor],
                    prefix: str = 'backbone.',
                    arch: str = 'resnet50',
@@ -130,8 +183,10 @@ def to_torchvision(state_dict: Mapping[str, torch.Tensor],
         loads with ``strict=True`` (checked before returning).
 
     Raises:
+        ValueError: If the backbone is not a ResNet.
         RuntimeError: If torchvision's model does not load it strictly.
     """
+    require_resnet(state_dict, prefix, 'torchvision')
     weights, renamed, added, dropped = extract_backbone(state_dict, prefix)
     head = [(key, 'fc.' + key[len(head_prefix):]) for key in dropped
             if key.startswith(head_prefix)]
@@ -190,7 +245,11 @@ def to_detectron2(state_dict: Mapping[str, torch.Tensor],
         tuple[dict, Conversion]: ``{'model': {name: ndarray},
         '__author__': 'ediy_mm', 'matching_heuristics': True}`` to pickle,
         and the conversion with detectron2's names.
+
+    Raises:
+        ValueError: If the backbone is not a ResNet.
     """
+    require_resnet(state_dict, prefix, 'detectron2')
     conversion = extract_backbone(state_dict, prefix)
     renamed = [(src, detectron2_name(dst)) for src, dst in conversion.renamed]
     weights = OrderedDict((dst, state_dict[src]) for src, dst in renamed)

@@ -1,8 +1,10 @@
 """Extract the online backbone of an mmengine checkpoint.
 
 Writes the backbone's own state dict (keys without the prefix, tensors
-only), which loads with ``torch.load(path, weights_only=True)`` into
-mmpretrain's or mmdet's ResNet with ``strict=True``::
+only), for any backbone (ResNet, ViT, Swin, ConvNeXt ...): it loads with
+``torch.load(path, weights_only=True)`` and ``strict=True`` into the
+backbone the config built (``model.backbone``), in mmpretrain or mmdet
+(``init_cfg=dict(type='Pretrained', checkpoint=PATH)``)::
 
     python tools/model_converters/extract_backbone.py \
         work_dirs/ediy/epoch_300.pth ediy_r50_backbone.pth
