@@ -10,6 +10,8 @@ from mmengine.runner import Runner
 from mmpretrain.registry import DATASETS, HOOKS
 from torch import nn
 
+from ...models.utils.backbone_grid import global_feature
+
 __all__ = ['KNNMonitorHook', 'topk_correct', 'weighted_knn']
 
 
@@ -92,7 +94,10 @@ class KNNMonitorHook(Hook):
     queries) without augmentation: short side resized to
     ``image_size / 0.875``, centre crop ``image_size``, the model's own data
     preprocessor; the feature is the global average of the backbone's last
-    map. Each val image is classified by :func:`weighted_knn` and top-1 /
+    map, or its last output as it is when that is already one vector per
+    image (a ViT's cls token, a pooled ConvNeXt:
+    :func:`~ediy_mm.models.utils.backbone_grid.global_feature`). Each val
+    image is classified by :func:`weighted_knn` and top-1 /
     top-5 accuracies (%) go to the logger, the message hub and the
     visualizer backends (``scalars.json``, TensorBoard when configured) as
     ``knn/top1`` and ``knn/top5`` at the current iteration.
@@ -208,8 +213,8 @@ class KNNMonitorHook(Hook):
         feats, labels, indices = [], [], []
         for data in self.loaders[split]:
             inputs = model.data_preprocessor(data, False)['inputs']
-            maps = model.backbone(inputs)[-1]
-            feats.append(F.normalize(maps.float().mean((2, 3)), dim=1))
+            feature = global_feature(model.backbone(inputs)[-1])
+            feats.append(F.normalize(feature.float(), dim=1))
             labels.append(
                 torch.cat([s.gt_label for s in data['data_samples']]))
             indices.append(
