@@ -1,4 +1,7 @@
-"""Region diversity of layer-4 features, checkpoints side by side.
+"""Region diversity of the last feature map, checkpoints side by side.
+
+The regions are the cells of the backbone's last map: a ResNet's layer 4,
+a ViT's patch grid, a ConvNeXt's last stage.
 
 For each image: the mean pairwise cosine similarity between its regions
 (collapse -> 1), the effective rank of its region features (collapse -> 1)
@@ -17,6 +20,8 @@ Example::
 import argparse
 from typing import Optional, Sequence
 
+from mmengine.config import Config
+
 from ediy_mm.analysis import (STATISTICS, list_images, load_backbones,
                               region_diversity_report)
 
@@ -29,8 +34,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         'checkpoints',
         nargs='+',
-        help='[LABEL=]CHECKPOINT: ours, mmpretrain, torchvision '
-        '(torchvision://resnet50) or an extracted backbone')
+        help='[LABEL=]CHECKPOINT: ours, mmpretrain (any backbone: the '
+        'architecture is read from the training config saved in the '
+        'checkpoint), torchvision (torchvision://resnet50) or an extracted '
+        'backbone')
     parser.add_argument(
         '--images', help='image folder (default: scikit-image photos)')
     parser.add_argument(
@@ -42,6 +49,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--prefix',
         help='key prefix of the backbone in every checkpoint (default: '
         'detected, the online backbone for E-DIY)')
+    parser.add_argument(
+        '--config',
+        help='training config whose model.backbone is the architecture of '
+        'every checkpoint (default: the one saved in each checkpoint, else '
+        'a plain ResNet): needed for an extracted ViT, Swin or ConvNeXt')
     parser.add_argument('--out-dir', default='work_dirs/region_diversity')
     return parser.parse_args(argv)
 
@@ -49,7 +61,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     """Run the tool; return :func:`region_diversity_report`'s output."""
     args = parse_args(argv)
-    models = load_backbones(args.checkpoints, args.prefix)
+    backbone = (
+        Config.fromfile(args.config).model.backbone.to_dict()
+        if args.config else None)
+    models = load_backbones(args.checkpoints, args.prefix, backbone)
     paths = list_images(args.images, args.limit)
     report = region_diversity_report(models, paths, args.out_dir, args.size,
                                      args.seed)
