@@ -24,11 +24,13 @@ Files are read with :func:`ediy_mm.utils.convert.load_checkpoint`
 """
 import os.path as osp
 import re
+import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
+from mmengine.utils import import_modules_from_strings
 from mmpretrain.models import ResNet
 from mmpretrain.registry import MODELS
 from torch import nn
@@ -163,7 +165,15 @@ def saved_backbone_config(content: dict) -> Optional[dict]:
     text = meta.get('cfg') if isinstance(meta, dict) else None
     if not isinstance(text, str):
         return None
-    backbone = Config.fromstring(text, '.py').get('model', {}).get('backbone')
+    with tempfile.TemporaryDirectory() as folder:
+        path = osp.join(folder, 'training_config.py')
+        with open(path, 'w') as f:
+            f.write(text)
+        cfg = Config.fromfile(path, import_custom_modules=False)
+    # the modules that registered the backbone, where this machine has them
+    imports = (cfg.get('custom_imports') or {}).get('imports', [])
+    import_modules_from_strings(imports, allow_failed_imports=True)
+    backbone = cfg.get('model', {}).get('backbone')
     return None if backbone is None else backbone.to_dict()
 
 
