@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
+from ...models.utils.backbone_grid import return_grid
 from ..backbones import FeatureExtractor
 from ..dense_probe import dense_linear_probe, embed_dense, load_dense_split
 from ..probes import (ImageViews, embed_images, global_collapse, knn_probe,
@@ -98,8 +99,8 @@ def random_init_backbone(configs: Sequence[str],
     backbone_cfg = dict(
         Config.fromfile(configs[0]).model.
         backbone if configs else dict(type='ResNet', depth=18))
-    backbone_cfg['out_indices'] = (3, )
     torch.manual_seed(seed)
     backbone = MODELS.build(backbone_cfg)
     backbone.init_weights()
-    return FeatureExtractor(backbone).eval()
+    # its grid of cells, whatever the backbone (a ViT's patch grid)
+    return FeatureExtractor(return_grid(backbone)).eval()
