@@ -11,7 +11,8 @@ import time
 import numpy as np
 import pytest
 
-import ediy_mm.proposals as proposals
+import ediy_mm.datasets.univip_proposals as proposals
+from ediy_mm.datasets import list_images
 from ediy_mm.datasets.univip_boxes import BoxRules, box_iou
 from ediy_mm.datasets.univip_dataset import read_proposal_file
 from helpers import load_tool
@@ -50,7 +51,7 @@ def test_kill_resume_and_unreadable_image(tmp_path, photos_dir, capfd,
         str(folder), '--out',
         str(out), '--workers', '2', '--max-side', '160', '--no-progress'
     ]
-    files = proposals.list_folder_images(str(folder))
+    files = list_images(str(folder), relative=True)
     assert len(files) >= 10 and 'broken.png' in files
 
     # A real SIGKILL of the tool and its workers after a few images.

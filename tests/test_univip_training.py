@@ -16,8 +16,9 @@ from mmengine.dataset import default_collate
 from mmpretrain.registry import DATASETS, MODELS, TRANSFORMS
 
 import ediy_mm.models.heads.univip_head as univip_head
+from ediy_mm.datasets import list_images
 from ediy_mm.datasets.univip_boxes import BoxRules
-from ediy_mm.proposals import compute_proposals, list_folder_images
+from ediy_mm.datasets.univip_proposals import compute_proposals
 from helpers import ROOT, load_tool, run_dist_train
 
 CPU_UNIVIP = osp.join(ROOT,
@@ -66,7 +67,7 @@ def photo_proposals(tmp_path_factory, photos_dir):
     out = str(tmp_path_factory.mktemp('univip') / 'proposals.json')
     compute_proposals(
         photos_dir,
-        list_folder_images(photos_dir),
+        list_images(photos_dir, relative=True),
         out,
         BoxRules(min_size=64),
         max_side=96,

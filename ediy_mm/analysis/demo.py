@@ -139,12 +139,13 @@ def _knn_hook(paths: List[str], work_dir: str, seed: int) -> dict:
 
 def _univip_proposals(root: str, work_dir: str) -> str:
     """Selective-search proposals of the photos (UniVIP's offline step)."""
+    from ..datasets import list_images
     from ..datasets.univip_boxes import BoxRules
-    from ..proposals import compute_proposals, list_folder_images
+    from ..datasets.univip_proposals import compute_proposals
     path = osp.join(work_dir, 'proposals.json')
     summary = compute_proposals(
         root,
-        list_folder_images(root),
+        list_images(root, relative=True),
         path,
         BoxRules(),
         max_side=256,

@@ -9,21 +9,20 @@ import os
 import os.path as osp
 import random
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ..datasets.photo_folder import DEFAULT_ROOT, export_skimage_photos
+from ..datasets.photo_folder import list_images
 
+# ``list_images`` lives in ediy_mm.datasets (the package's one image lister);
+# it is re-exported here for the analysis tools.
 __all__ = [
-    'IMAGE_EXTENSIONS', 'CropBox', 'center_box', 'crop_view', 'list_images',
-    'load_rgb', 'sample_crop_pair', 'to_numpy_image', 'write_instance_crops'
+    'CropBox', 'center_box', 'crop_view', 'list_images', 'load_rgb',
+    'sample_crop_pair', 'to_numpy_image', 'write_instance_crops'
 ]
-
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
-                    '.tiff', '.webp')
 
 
 @dataclass(frozen=True)
@@ -45,31 +44,6 @@ class CropBox:
         width = min(self.x1, other.x1) - max(self.x0, other.x0)
         height = min(self.y1, other.y1) - max(self.y0, other.y0)
         return max(width, 0.0) * max(height, 0.0)
-
-
-def list_images(folder: Optional[str] = None,
-                limit: Optional[int] = None) -> List[str]:
-    """The images of a folder (recursively, sorted).
-
-    Args:
-        folder (str, optional): Image folder. Defaults to None: the photos
-            shipped by scikit-image (exported once to
-            ``~/.cache/ediy_mm/skimage_photos``).
-        limit (int, optional): Keep the first ``limit`` images.
-
-    Returns:
-        list[str]: Image paths.
-    """
-    if folder is None:
-        folder = osp.expanduser(DEFAULT_ROOT)
-        export_skimage_photos(folder)
-    paths = sorted(
-        osp.join(root, name) for root, _, names in os.walk(folder)
-        for name in names if name.lower().endswith(IMAGE_EXTENSIONS))
-    if not paths:
-        raise FileNotFoundError(f'no image ({", ".join(IMAGE_EXTENSIONS)}) '
-                                f'in {folder!r}')
-    return paths[:limit]
 
 
 def load_rgb(path: str) -> Image.Image:

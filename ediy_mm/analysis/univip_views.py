@@ -28,12 +28,12 @@ def image_proposals(path: str,
         path (str): The image.
         rules (BoxRules): The filter.
         max_side (int, optional): See
-            :func:`ediy_mm.proposals.selective_search`.
+            :func:`ediy_mm.datasets.univip_proposals.selective_search`.
 
     Returns:
         np.ndarray: ``[N, 4]`` boxes.
     """
-    from ..proposals import selective_search
+    from ..datasets.univip_proposals import selective_search
     bgr = np.ascontiguousarray(np.asarray(load_rgb(path))[..., ::-1])
     return rules.filter(selective_search(bgr, max_side=max_side))
 

@@ -1,14 +1,21 @@
 import logging
 import os
 import os.path as osp
-from typing import List, Optional
+from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
 from mmengine.logging import print_log
 from mmpretrain.datasets import CustomDataset
 from mmpretrain.registry import DATASETS
 
-__all__ = ['CorruptImageError', 'PhotoFolderDataset', 'export_skimage_photos']
+__all__ = [
+    'IMAGE_EXTENSIONS', 'CorruptImageError', 'PhotoFolderDataset',
+    'export_skimage_photos', 'image_header_error', 'iter_images', 'list_images'
+]
+
+#: File name endings (lower case) that :func:`list_images` takes for images.
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
+                    '.tiff', '.webp')
 
 #: Colour photographs that scikit-image ships inside its wheel.
 SKIMAGE_PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket',
@@ -51,6 +58,79 @@ def export_skimage_photos(folder: str) -> List[str]:
             os.replace(tmp, path)
         paths.append(path)
     return paths
+
+
+def iter_images(folder: str,
+                extensions: Sequence[str] = IMAGE_EXTENSIONS) -> Iterator[str]:
+    """The image files under ``folder``, recursively (symbolic links
+    followed), in ``os.walk``'s order.
+
+    Args:
+        folder (str): The folder.
+        extensions (Sequence[str]): Lower-case name endings of images.
+            Defaults to :data:`IMAGE_EXTENSIONS`.
+
+    Yields:
+        str: Paths ``folder/.../name``.
+    """
+    extensions = tuple(extensions)
+    for root, _, names in os.walk(folder, followlinks=True):
+        for name in names:
+            if name.lower().endswith(extensions):
+                yield osp.join(root, name)
+
+
+def list_images(folder: Optional[str] = None,
+                limit: Optional[int] = None,
+                relative: bool = False) -> List[str]:
+    """The images of a folder, recursively, sorted: the one image lister of
+    the package (the analysis tools, the demo and UniVIP's proposal tool use
+    it).
+
+    Args:
+        folder (str, optional): Image folder. Defaults to None: the photos
+            shipped by scikit-image (exported once to
+            ``~/.cache/ediy_mm/skimage_photos``).
+        limit (int, optional): Keep the first ``limit`` images.
+        relative (bool): Paths relative to ``folder`` (as a proposal file
+            stores them) instead of ``folder/...``. Defaults to False.
+
+    Returns:
+        list[str]: Image paths.
+
+    Raises:
+        FileNotFoundError: If ``folder`` is not a folder or holds no image.
+    """
+    if folder is None:
+        folder = osp.expanduser(DEFAULT_ROOT)
+        export_skimage_photos(folder)
+    if not osp.isdir(folder):
+        raise FileNotFoundError(f'image folder {folder!r} does not exist')
+    paths = sorted(iter_images(folder))
+    if not paths:
+        raise FileNotFoundError(f'no image ({", ".join(IMAGE_EXTENSIONS)}) '
+                                f'in {folder!r}')
+    if relative:
+        paths = [osp.relpath(path, folder) for path in paths]
+    return paths[:limit]
+
+
+def image_header_error(path: str) -> Optional[Exception]:
+    """Why PIL cannot read the header of an image file, or None if it can
+    (a cheap check: no pixel is decoded).
+
+    Args:
+        path (str): The file.
+
+    Returns:
+        Exception, optional: The error PIL raised.
+    """
+    from PIL import Image
+    try:
+        with Image.open(path):
+            return None
+    except Exception as err:
+        return err
 
 
 class CorruptImageError(OSError):
@@ -125,17 +205,14 @@ class PhotoFolderDataset(CustomDataset):
     def _readable(self, data_list: List[dict]) -> List[dict]:
         """The entries whose image header can be read; the others raise
         (or are skipped, with ``skip_unreadable``)."""
-        from PIL import Image
         kept, bad = [], []
         for info in data_list:
-            try:
-                with Image.open(info['img_path']):
-                    pass
-            except Exception as err:
+            err = image_header_error(info['img_path'])
+            if err is None:
+                kept.append(info)
+            else:
                 bad.append(f"{info['img_path']} ({type(err).__name__})")
                 self._skip(info['img_path'], err)
-            else:
-                kept.append(info)
         if bad and not self.skip_unreadable:
             raise CorruptImageError(
                 f'{len(bad)} of {len(data_list)} files of {self.data_root} '
@@ -174,7 +251,4 @@ class PhotoFolderDataset(CustomDataset):
 
     def _has_image(self, folder: str) -> bool:
         """Whether ``folder`` holds an image file, searched recursively."""
-        for _, _, files in os.walk(folder, followlinks=True):
-            if any(name.lower().endswith(self.extensions) for name in files):
-                return True
-        return False
+        return next(iter_images(folder, self.extensions), None) is not None

@@ -20,9 +20,10 @@ import argparse
 import os
 from typing import Optional, Sequence
 
+from ediy_mm.datasets import list_images
 from ediy_mm.datasets.univip_boxes import BoxRules
-from ediy_mm.proposals import (MODES, compute_proposals, list_coco_images,
-                               list_folder_images)
+from ediy_mm.datasets.univip_proposals import (MODES, compute_proposals,
+                                               list_coco_images)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -65,8 +66,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
     rules = BoxRules(args.min_size, args.max_aspect, args.max_iou)
     files = (
-        list_coco_images(args.coco)
-        if args.coco else list_folder_images(args.root))
+        list_coco_images(args.coco) if args.coco else list_images(
+            args.root, relative=True))
     summary = compute_proposals(
         args.root,
         files,

@@ -26,11 +26,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .datasets.univip_boxes import BoxRules
-from .datasets.univip_dataset import PROPOSALS_FORMAT, read_proposal_file
+from .univip_boxes import BoxRules
+from .univip_dataset import PROPOSALS_FORMAT, read_proposal_file
 
 __all__ = [
-    'MODES', 'compute_proposals', 'list_coco_images', 'list_folder_images',
+    'MODES', 'compute_proposals', 'list_coco_images',
     'require_selective_search', 'selective_search'
 ]
 
@@ -124,14 +124,6 @@ def selective_search(image: np.ndarray,
     boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
     boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
     return boxes.astype(np.int64)
-
-
-def list_folder_images(folder: str) -> List[str]:
-    """The images of a folder, recursively, as sorted relative paths."""
-    from .analysis.images import list_images
-    if not osp.isdir(folder):
-        raise FileNotFoundError(f'image folder {folder!r} does not exist')
-    return [osp.relpath(path, folder) for path in list_images(folder)]
 
 
 def list_coco_images(ann_file: str) -> List[str]:
