@@ -12,11 +12,12 @@ photos are the ones scikit-image ships, unless ``--images`` names a folder.
 import argparse
 import os.path as osp
 import time
+from typing import Optional, Sequence
 
 METHODS = ('ediy', 'mosrep', 'mosrep-byol', 'ediy-mosaic', 'univip')
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split('\n\n')[0].replace('\n', ' '))
     parser.add_argument('--method', choices=METHODS, default='ediy')
@@ -36,7 +37,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--size', type=int, default=224, help='view side of the figures')
     parser.add_argument('--seed', type=int, default=0)
-    args = parser.parse_args()
+    parser.add_argument(
+        '--skip-unreadable',
+        action='store_true',
+        help='leave out (naming each) the files of --images that cannot be '
+        'read, instead of stopping')
+    args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error('--epochs must be >= 2 (1 warm-up epoch + cosine)')
     return args
@@ -75,15 +81,15 @@ def summarise(out: dict, work_dir: str, elapsed: float) -> None:
               report['table'])
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args(argv)
     from ediy_mm.analysis.demo import run_demo  # --help answers at once
     work_dir = (
         args.work_dir if args.method == 'ediy' else osp.join(
             args.work_dir, args.method))
     start = time.time()
     out = run_demo(args.method, work_dir, args.images, args.epochs,
-                   args.repeat, args.size, args.seed)
+                   args.repeat, args.size, args.seed, args.skip_unreadable)
     summarise(out, work_dir, time.time() - start)
 
 

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
-__all__ = ['METHODS', 'Stage', 'run_demo', 'train_stage']
+__all__ = ['METHODS', 'Stage', 'readable_images', 'run_demo', 'train_stage']
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 #: Photos shown in the saliency grid when they are all there.
@@ -156,6 +156,45 @@ def _univip_proposals(root: str, work_dir: str) -> str:
     return path
 
 
+def readable_images(paths: List[str], skip_unreadable: bool) -> List[str]:
+    """The images whose header PIL can read; an unreadable one raises, or
+    (``skip_unreadable``) is left out with a line naming it.
+
+    Args:
+        paths (list[str]): Image files.
+        skip_unreadable (bool): Leave unreadable files out instead of
+            raising.
+
+    Returns:
+        list[str]: The readable files, in order.
+
+    Raises:
+        CorruptImageError: Naming the unreadable files, unless
+            ``skip_unreadable``.
+        FileNotFoundError: If no file is readable.
+    """
+    from ..datasets import CorruptImageError, image_header_error
+    errors = {path: image_header_error(path) for path in paths}
+    bad = {path: err for path, err in errors.items() if err is not None}
+    if bad and not skip_unreadable:
+        names = ', '.join(f'{path} ({type(err).__name__})'
+                          for path, err in list(bad.items())[:5])
+        raise CorruptImageError(
+            f'{len(bad)} of {len(paths)} images are not readable: {names}'
+            f'{" ..." if len(bad) > 5 else ""}. Remove them, or leave them '
+            'out with skip_unreadable=True (tools/demo.py --skip-unreadable).')
+    for path, err in bad.items():
+        print(
+            f'[demo] skipping unreadable image {path} '
+            f'({type(err).__name__}: {err})',
+            flush=True)
+    readable = [path for path in paths if path not in bad]
+    if not readable:
+        raise FileNotFoundError('no readable image among ' +
+                                ', '.join(paths[:5]))
+    return readable
+
+
 def _showcase(paths: List[str]) -> List[str]:
     """The photos of :data:`SHOWCASE` when all are there, else the first
     four images."""
@@ -183,7 +222,8 @@ def run_demo(method: str,
              epochs: int = 2,
              repeat: int = 16,
              size: int = 224,
-             seed: int = 0) -> dict:
+             seed: int = 0,
+             skip_unreadable: bool = False) -> dict:
     """Pre-train ``method`` on the photos and write its figures.
 
     Writes to ``work_dir``: every stage's work directory (checkpoints,
@@ -202,6 +242,13 @@ def run_demo(method: str,
         repeat (int): Random crops drawn from each image per epoch.
         size (int): View side of the figures.
         seed (int): Seed of the runs and the figures.
+        skip_unreadable (bool): Leave out, with a line naming each, the
+            files of ``images`` that cannot be read, in the figures and in
+            training (``PhotoFolderDataset``'s ``skip_unreadable``; UniVIP's
+            proposal step skips them by itself). Defaults to False: such a
+            file stops the demo with a
+            :class:`~ediy_mm.datasets.CorruptImageError` naming it, before
+            any training.
 
     Returns:
         dict: ``checkpoints``, ``backbones``, ``files`` and ``curves``
@@ -216,7 +263,7 @@ def run_demo(method: str,
     if epochs < 2:
         raise ValueError('epochs must be >= 2 (1 warm-up epoch + cosine)')
     root = osp.abspath(osp.expanduser(images or DEFAULT_ROOT))
-    paths = list_images(images)
+    paths = readable_images(list_images(images), skip_unreadable)
     print(
         f'[demo] {method} on {len(paths)} photos from '
         f'{images or "scikit-image"}, {epochs} epochs per stage; writing '
@@ -234,6 +281,8 @@ def run_demo(method: str,
     if method == 'univip':
         options.append('train_dataloader.dataset.proposal_file=' +
                        _univip_proposals(root, work_dir))
+    elif skip_unreadable:
+        options.append('train_dataloader.dataset.skip_unreadable=True')
     knn = _knn_hook(paths, work_dir, seed)
     checkpoints, runs = {}, {}
     for stage in METHODS[method]:
