@@ -13,6 +13,7 @@ import pytest
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.dataset import default_collate
+from mmengine.optim import build_optim_wrapper
 from mmpretrain.registry import DATASETS, MODELS, TRANSFORMS
 
 import ediy_mm.models.heads.univip_head as univip_head
@@ -116,6 +117,46 @@ def test_every_config_builds():
     assert len(models) == 2
 
 
+def test_coco_config_is_orls_recipe():
+    """UniVIP's COCO rows share ORL's setting: its public COCO config's
+    SGD, warm-up, tau, patches and fp16 (docs/univip.md)."""
+    cfg = Config.fromfile(
+        osp.join(ROOT,
+                 'configs/univip/univip_resnet50_8xb64-coslr-800e_coco.py'))
+    wrapper = cfg.optim_wrapper
+    assert wrapper.type == 'AmpOptimWrapper' and wrapper.dtype == 'float16'
+    assert wrapper.loss_scale == 'dynamic'
+    assert wrapper.optimizer == dict(
+        type='SGD', lr=0.4, momentum=0.9, weight_decay=1e-4)
+    assert 'paramwise_cfg' not in wrapper  # decay on every parameter
+    assert 8 * cfg.train_dataloader.batch_size == 512
+    assert cfg.auto_scale_lr.base_batch_size == 512
+    assert cfg.train_cfg.max_epochs == 800
+    warmup, cosine = cfg.param_scheduler
+    assert (warmup.type, warmup.start_factor, warmup.begin,
+            warmup.end) == ('LinearLR', 1e-4, 0, 4)
+    assert (cosine.type, cosine.begin, cosine.end, cosine.T_max,
+            cosine.eta_min) == ('CosineAnnealingLR', 4, 800, 796, 0.)
+    assert warmup.convert_to_iter_based and cosine.convert_to_iter_based
+    assert 1 - cfg.model.base_momentum == pytest.approx(0.99)
+    views = cfg.train_dataloader.dataset.pipeline[1]
+    assert (views.instance_size, views.scene_size) == (96, 224)
+    # the optimiser it builds (AmpOptimWrapper needs CUDA: built as the
+    # plain wrapper): SGD, weight decay 1e-4 on BN and biases too
+    model = MODELS.build(cfg.model)
+    sgd = build_optim_wrapper(
+        model, dict(type='OptimWrapper',
+                    optimizer=wrapper.optimizer)).optimizer
+    assert type(sgd) is torch.optim.SGD
+    assert {g['weight_decay'] for g in sgd.param_groups} == {1e-4}
+    assert sum(len(g['params'])
+               for g in sgd.param_groups) == len(list(model.parameters()))
+    imagenet = Config.fromfile(
+        osp.join(ROOT,
+                 'configs/univip/univip_resnet50_16xb256-coslr-200e_in1k.py'))
+    assert imagenet.optim_wrapper.optimizer.type == 'LARS'
+
+
 def batch_of(cfg, size=2):
     dataset = DATASETS.build(cfg.train_dataloader.dataset)
     return default_collate([dataset[i] for i in range(size)])
@@ -138,11 +179,12 @@ def test_head_trains_with_the_documented_losses(photos_dir, photo_proposals,
         model.loss(**batch)
     model.momentum_hooked = True
 
-    returned = {}
-    for name in ('byol_loss', 'scene_instance_loss', 'instance_instance_loss'):
+    returned, arguments = {}, {}
+    for name in ('scene_loss', 'scene_instance_loss', 'instance_loss'):
         function = getattr(univip_head, name)
 
         def spy(*args, _name=name, _function=function, **kwargs):
+            arguments[_name] = args
             returned[_name] = _function(*args, **kwargs)
             return returned[_name]
 
@@ -152,10 +194,22 @@ def test_head_trains_with_the_documented_losses(photos_dir, photo_proposals,
     assert all(  # the target moves only through momentum_update
         torch.equal(a, b)
         for a, b in zip(target, model.target_net.parameters()))
-    for term, name in (('scene', 'byol_loss'), ('scene_instance',
-                                                'scene_instance_loss'),
-                       ('instance', 'instance_instance_loss')):
+    for term, name in (('scene', 'scene_loss'), ('scene_instance',
+                                                 'scene_instance_loss'),
+                       ('instance', 'instance_loss')):
         assert torch.equal(losses[f'loss_{term}'], returned[name]), term
+    # One instance set, as printed: O online from the instances with view
+    # 1's augmentations, T target from the same boxes with view 2's.
+    _, instances = model.split_views(batch['inputs'])
+    online_o, target_t = arguments['instance_loss'][:2]
+    assert online_o.shape == target_t.shape == (2, 2, 32)
+    with torch.no_grad():
+        expected_t = model._embed(model.target_net, instances[1])
+        expected_o = model.head._predict(
+            model._embed(model._online(), instances[0]))
+    torch.testing.assert_close(target_t, expected_t)
+    torch.testing.assert_close(online_o, expected_o)
+    assert arguments['scene_instance_loss'][0] is online_o
 
     sum(losses.values()).backward()
     no_grad = [

@@ -27,9 +27,13 @@ class UniVIP(MomentumTargetMixin, BaseSelfSupervisor):
 
     The inputs come from :class:`~ediy_mm.datasets.UniVIPViews`: the two
     scene views, then the ``K`` instances cut with view 1's augmentations,
-    then the same ``K`` with view 2's. Each group runs through a network in
-    one pass (BN statistics per group, as BYOL per view): four online and
-    four target passes per step.
+    then the same ``K`` with view 2's. As in the paper, each image has one
+    instance set: its online embeddings ``O`` come from the instances with
+    view 1's augmentations, its target embeddings ``T`` from the same boxes
+    with view 2's (``docs/univip.md``, readings). Each group runs through a
+    network in one pass (BN statistics per group, as BYOL per view): three
+    online passes (scene 1, scene 2, instances) and three target passes
+    (two without the instance term) per step.
 
     Args:
         backbone (dict): Online backbone config.
@@ -133,12 +137,14 @@ class UniVIP(MomentumTargetMixin, BaseSelfSupervisor):
                     f'expects {self.head.num_instances}')
         online = self._online()
         online_scene = [self._embed(online, x) for x in scenes]
-        online_instances = (None if instances is None else
-                            [self._embed(online, x) for x in instances])
+        # One instance set per image (the paper's O and T): online on the
+        # instances cut with view 1's augmentations, target on view 2's.
+        online_instances = (None if instances is None else self._embed(
+            online, instances[0]))
         with torch.no_grad():
             target_scene = [self._embed(self.target_net, x) for x in scenes]
-            target_instances = ([
-                self._embed(self.target_net, x) for x in instances
-            ] if self.head.loss_weights['instance'] else None)
+            target_instances = (
+                self._embed(self.target_net, instances[1])
+                if self.head.loss_weights['instance'] else None)
         return self.head.loss(online_scene, target_scene, online_instances,
                               target_instances)

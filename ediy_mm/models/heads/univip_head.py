@@ -5,32 +5,34 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 from torch import Tensor, nn
 
-from ..losses import byol_loss, instance_instance_loss, scene_instance_loss
+from ..losses import instance_loss, scene_instance_loss, scene_loss
 
 __all__ = ['UniVIPHead']
 
-#: The loss terms of UniVIP, all weighted 1 in the paper.
+#: The loss terms of UniVIP (eq. 9), all weighted 1 in the paper.
 LOSS_TERMS = ('scene', 'scene_instance', 'instance')
 
 
 @MODELS.register_module()
 class UniVIPHead(BaseModule):
     """The predictor, the scene-instance linear layer and the losses of
-    UniVIP (arXiv 2203.06965).
+    UniVIP (arXiv 2203.06965), as the paper prints them (eq. 9:
+    ``L_scene + L_scene-instance + L_instance``).
 
-    From the online and target projections of the two scenes and of the
-    ``K`` instances cut with each view's augmentations, it returns
+    From the online and target embeddings of the two scenes and of the
+    image's ``K`` instances (one set, as in the paper: ``O`` online, ``T``
+    target), it returns
 
-    - ``loss_scene``: scene-scene, the symmetric BYOL loss
-      (:func:`~ediy_mm.models.losses.byol_loss`) of the predicted online
-      scenes against the target scenes;
-    - ``loss_scene_instance``: :func:`~ediy_mm.models.losses.
-      scene_instance_loss` of the predicted online instances, fused by
-      :attr:`fuse` (a linear layer ``K * D -> D``);
-    - ``loss_instance``: :func:`~ediy_mm.models.losses.
-      instance_instance_loss`, optimal transport between the predicted
-      online instances and the target instances (Sinkhorn, ε = 0.1, 50
-      iterations);
+    - ``loss_scene``: eq. 2, :func:`~ediy_mm.models.losses.scene_loss` of
+      the predicted online scenes against the target scenes;
+    - ``loss_scene_instance``: eqs. 3-5,
+      :func:`~ediy_mm.models.losses.scene_instance_loss` of the predicted
+      online instances ``O``, fused by :attr:`fuse` (a linear layer
+      ``K * D -> D``), against both target scenes;
+    - ``loss_instance``: eqs. 6-8, :func:`~ediy_mm.models.losses.
+      instance_loss`, optimal transport between ``O`` and the target
+      instances ``T`` (Sinkhorn with OTA's ε = 0.1 and 50 iterations by
+      default: the paper gives none);
 
     each times its weight. The "online embeddings" of the paper are the
     predictions ``q(g(f(x)))`` here, the target ones the projections
@@ -44,8 +46,8 @@ class UniVIPHead(BaseModule):
         embed_dim (int): ``D``, the projection size. Defaults to 256.
         loss_weights (dict, optional): Weights of ``scene``,
             ``scene_instance`` and ``instance``. Defaults to 1 each.
-        sinkhorn_eps (float): Sinkhorn's ε. Defaults to 0.1.
-        sinkhorn_iters (int): Sinkhorn's iterations. Defaults to 50.
+        sinkhorn_eps (float): Sinkhorn's ε. Defaults to 0.1 (OTA's).
+        sinkhorn_iters (int): Sinkhorn's iterations. Defaults to 50 (OTA's).
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -90,13 +92,11 @@ class UniVIPHead(BaseModule):
         flat = projection.flatten(0, -2)
         return self.predictor([flat])[0].view(*projection.shape[:-1], -1)
 
-    def loss(
-        self,
-        online_scene: Sequence[Tensor],
-        target_scene: Sequence[Tensor],
-        online_instances: Optional[Sequence[Tensor]] = None,
-        target_instances: Optional[Sequence[Tensor]] = None
-    ) -> Dict[str, Tensor]:
+    def loss(self,
+             online_scene: Sequence[Tensor],
+             target_scene: Sequence[Tensor],
+             online_instances: Optional[Tensor] = None,
+             target_instances: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """The weighted loss terms.
 
         Args:
@@ -104,11 +104,11 @@ class UniVIPHead(BaseModule):
                 scenes, ``[B, D]`` each.
             target_scene (Sequence[Tensor]): Target projections of the two
                 scenes, ``[B, D]`` each.
-            online_instances (Sequence[Tensor], optional): Online
-                projections of the instances of each view, ``[B, K, D]``
-                each (needed when :attr:`uses_instances`).
-            target_instances (Sequence[Tensor], optional): Target
-                projections, the same shapes (needed by the instance term).
+            online_instances (Tensor, optional): Online projections of the
+                ``K`` instances, ``[B, K, D]`` (needed when
+                :attr:`uses_instances`).
+            target_instances (Tensor, optional): Target projections of the
+                same instances, ``[B, K, D]`` (needed by the instance term).
 
         Returns:
             dict[str, Tensor]: ``loss_scene``, ``loss_scene_instance`` and
@@ -118,25 +118,23 @@ class UniVIPHead(BaseModule):
         scene = [self._predict(z) for z in online_scene]
         target_scene = [t.detach() for t in target_scene]
         if weights['scene']:
-            losses['loss_scene'] = weights['scene'] * byol_loss(
+            losses['loss_scene'] = weights['scene'] * scene_loss(
                 *scene, *target_scene)
         if not self.uses_instances:
             return losses
-        if online_instances is None or online_instances[0].size(
+        if online_instances is None or online_instances.size(
                 1) != self.num_instances:
             raise ValueError(
                 f'the head was built for {self.num_instances} instances per '
                 'image, got ' + ('none' if online_instances is
-                                 None else str(online_instances[0].size(1))))
-        instances = [self._predict(z) for z in online_instances]
+                                 None else str(online_instances.size(1))))
+        instances = self._predict(online_instances)
         if weights['scene_instance']:
             losses['loss_scene_instance'] = weights[
                 'scene_instance'] * scene_instance_loss(
-                    *instances, *target_scene, self.fuse.weight,
-                    self.fuse.bias)
+                    instances, *target_scene, self.fuse.weight, self.fuse.bias)
         if weights['instance']:
-            losses['loss_instance'] = weights[
-                'instance'] * instance_instance_loss(
-                    instances, target_instances, scene, target_scene,
-                    self.sinkhorn_eps, self.sinkhorn_iters)
+            losses['loss_instance'] = weights['instance'] * instance_loss(
+                instances, target_instances, scene, target_scene,
+                self.sinkhorn_eps, self.sinkhorn_iters)
         return losses

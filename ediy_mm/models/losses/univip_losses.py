@@ -1,50 +1,51 @@
 """Functional losses of UniVIP (Li et al., "UniVIP: A Unified Framework for
-Self-Supervised Visual Pre-training", CVPR 2022, arXiv 2203.06965).
+Self-Supervised Visual Pre-training", CVPR 2022, arXiv 2203.06965), one
+function per printed equation (the numbering of
+``../shared/papers/univip_figures/README.md`` and ``docs/univip.md``):
 
-UniVIP learns at three levels, all weighted 1:
+- eq. 1, :func:`pair_loss`: ``L(x1, x2) = -cos(f(x1), g(x2))``;
+- eq. 2, :func:`scene_loss`: ``L_scene = L(s1, s2) + L(s2, s1)``;
+- eqs. 3-5, :func:`scene_instance_loss`: ``I = f_linear(concat(o_1..o_K))``
+  and ``L_scene-instance = L_affinity(s1, I) + L_affinity(s2, I)`` with
+  ``L_affinity(s, I) = -cos(I, g(s))``;
+- eq. 6, :func:`instance_cost`: ``c_mn = 1 - cos(o_m, t_n)``;
+- eq. 7, :func:`instance_marginals`: ``b_m = max{o_m^T (f_t1 + f_t2) / 2,
+  0}``, ``a_n = max{t_n^T (f_o1 + f_o2) / 2, 0}`` (normalised);
+- eq. 8, :func:`instance_loss`: ``L_instance(O, T) = -sum_mn cos(o_m, t_n)
+  y_mn`` with the plan ``y`` of :func:`sinkhorn`;
+- eq. 9 (``L_scene + L_scene-instance + L_instance``) is the sum of
+  :class:`~ediy_mm.models.heads.UniVIPHead`'s terms.
 
-- scene-scene: the symmetric BYOL loss between the two scene views,
-  :func:`~ediy_mm.models.losses.byol_loss` (E-DIY's eq. 2, BYOL's loss);
-- scene-instance (:func:`scene_instance_loss`): the ``K`` online instance
-  embeddings of a view, concatenated and projected by a linear layer, are
-  pulled to the target scene embeddings of both views;
-- instance-instance (:func:`instance_instance_loss`): optimal transport
-  between online and target instance embeddings, with cost
-  :func:`instance_cost`, marginals :func:`instance_marginals` and the plan of
-  :func:`sinkhorn`.
-
-The paper prints no equation numbers for these terms in the text we follow
-(``docs/univip.md`` lists every reading we made). Embeddings are ``[B, D]``
-(one per image) or ``[B, K, D]`` (``K`` instances per image, in the order of
-their boxes). Cosine similarities and the transport plan are computed in
-float32 with autocast off; every loss returns a 0-dim tensor averaged over
-the batch.
+The losses are at the printed scale (``-cos``, not BYOL's ``2 - 2 cos``).
+Embeddings are ``[B, D]`` (one per image) or ``[B, K, D]`` (``K`` instances
+per image, in the order of their boxes). Cosine similarities, the
+marginals and the transport plan are computed in float32 with autocast off;
+every loss returns a 0-dim tensor averaged over the batch.
 """
 import contextlib
-from typing import Iterator, Tuple
+from typing import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .ediy_losses import byol_loss
-
 __all__ = [
-    'instance_cost', 'instance_instance_loss', 'instance_marginals',
-    'round_plan', 'scene_instance_loss', 'sinkhorn', 'transport_loss'
+    'instance_cost', 'instance_loss', 'instance_marginals', 'pair_loss',
+    'round_plan', 'scene_instance_loss', 'scene_loss', 'sinkhorn'
 ]
 
-#: Added to every clipped similarity before the marginals are normalised,
-#: as DeepEMD's cross-reference weights do (all-negative similarities would
-#: leave an instance, or a whole image, with no mass at all).
-MARGINAL_FLOOR = 1e-3
+
+@contextlib.contextmanager
+def _float32(x: Tensor) -> Iterator[None]:
+    """No autocast: similarities are computed in float32."""
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        yield
 
 
 @contextlib.contextmanager
 def _float32_no_grad(x: Tensor) -> Iterator[None]:
     """No autograd, no autocast: the plan is computed in float32."""
-    with torch.no_grad(), torch.autocast(
-            device_type=x.device.type, enabled=False):
+    with torch.no_grad(), _float32(x):
         yield
 
 
@@ -58,8 +59,14 @@ def sinkhorn(cost: Tensor,
              col_marginal: Tensor,
              eps: float = 0.1,
              num_iters: int = 50) -> Tensor:
-    r"""Entropic optimal transport plan by Sinkhorn-Knopp in the log domain
-    (UniVIP, instance-instance discrimination: ε = 0.1, 50 iterations).
+    r"""Entropic optimal transport plan by Sinkhorn-Knopp in the log domain,
+    the plan ``y`` of UniVIP's eq. 8.
+
+    UniVIP does not print ε or the number of iterations. The defaults, ε =
+    0.1 and 50 iterations, are OTA's (Ge et al., "OTA: Optimal Transport
+    Assignment for Object Detection", CVPR 2021: its released configs set
+    ``SINKHORN_EPS=0.1`` and ``SINKHORN_ITER=50``), taken for want of
+    UniVIP's own.
 
     Solves, per batch element,
 
@@ -74,11 +81,14 @@ def sinkhorn(cost: Tensor,
     the kernel ``exp(-C / ε)`` is never formed. After ``num_iters`` row +
     column updates the iterate ``exp(u + v - C / ε)`` meets the column
     marginals but not yet the row ones (Sinkhorn converges slowly when the
-    masses are very uneven, as UniVIP's clipped similarities make them); it
-    is then rounded onto the plans with both marginals (Altschuler, Weed and
-    Rigollet, NeurIPS 2017, Algorithm 2): rows and columns scaled down to at
-    most their mass, the missing mass added as a rank-one term. The plan
-    meets both marginals to float precision.
+    masses are very uneven, as UniVIP's clipped similarities make them). The
+    last step is **ours, not UniVIP's**: the iterate is rounded onto the
+    plans with both marginals (:func:`round_plan`: Altschuler, Weed and
+    Rigollet, NeurIPS 2017, Algorithm 2), so the plan meets both marginals
+    to float precision.
+
+    Zero masses are allowed (eq. 7 clips its products at 0): their
+    potentials are ``-inf`` and their rows / columns of the plan are 0.
 
     The plan is a constant of the loss (UniVIP does not back-propagate
     through it): it is computed under ``torch.no_grad()``, in float32 with
@@ -86,12 +96,14 @@ def sinkhorn(cost: Tensor,
 
     Args:
         cost (Tensor): Cost matrices ``[B, M, N]``.
-        row_marginal (Tensor): ``a``, ``[B, M]``, positive, each row summing
-            to the total mass (1 for probability marginals).
-        col_marginal (Tensor): ``b``, ``[B, N]``, positive, with the same
-            total mass as ``a``.
-        eps (float): Entropic regularisation ε > 0. Defaults to 0.1.
-        num_iters (int): Row + column updates, at least 1. Defaults to 50.
+        row_marginal (Tensor): ``a``, ``[B, M]``, non-negative, each row
+            summing to a positive total mass (1 for probability marginals).
+        col_marginal (Tensor): ``b``, ``[B, N]``, non-negative, with the
+            same total mass as ``a``.
+        eps (float): Entropic regularisation ε > 0. Defaults to 0.1
+            (OTA's).
+        num_iters (int): Row + column updates, at least 1. Defaults to 50
+            (OTA's).
 
     Returns:
         Tensor: The plan ``[B, M, N]`` (float32, no gradient).
@@ -111,10 +123,11 @@ def sinkhorn(cost: Tensor,
         raise ValueError(f'num_iters must be an integer >= 1, got {num_iters}')
     with _float32_no_grad(cost):
         a, b = row_marginal.detach().float(), col_marginal.detach().float()
-        if not (bool((a > 0).all()) and bool((b > 0).all())):
-            raise ValueError('sinkhorn needs positive marginals (a zero mass '
-                             'has log -inf); add a floor before normalising')
         mass_a, mass_b = a.sum(1), b.sum(1)
+        valid = bool((a >= 0).all()) and bool((b >= 0).all())
+        if not (valid and bool((mass_a > 0).all())):
+            raise ValueError('sinkhorn needs non-negative marginals with a '
+                             'positive total mass per problem')
         if not torch.allclose(mass_a, mass_b, rtol=1e-4, atol=0):
             raise ValueError('the two marginals must carry the same mass, got '
                              f'{mass_a.tolist()} and {mass_b.tolist()}')
@@ -137,7 +150,8 @@ def round_plan(plan: Tensor, row_marginal: Tensor,
     the mass still missing, ``err_a = a - P 1`` and ``err_b = b - P^T 1``,
     is added as ``err_a err_b^T / |err_a|_1``. Exact when ``a`` and ``b``
     carry the same mass; the change is at most twice the marginal error of
-    the iterate in L1.
+    the iterate in L1. Rows and columns of zero mass stay 0. This step is
+    ours: UniVIP uses the Sinkhorn plan without saying how it is finished.
 
     Args:
         plan (Tensor): Non-negative ``[B, M, N]``.
@@ -147,18 +161,87 @@ def round_plan(plan: Tensor, row_marginal: Tensor,
     Returns:
         Tensor: ``[B, M, N]``.
     """
-    plan = plan * (row_marginal / plan.sum(2)).clamp(max=1).unsqueeze(2)
-    plan = plan * (col_marginal / plan.sum(1)).clamp(max=1).unsqueeze(1)
+    tiny = torch.finfo(plan.dtype).tiny
+    plan = plan * (row_marginal /
+                   plan.sum(2).clamp(min=tiny)).clamp(max=1).unsqueeze(2)
+    plan = plan * (col_marginal /
+                   plan.sum(1).clamp(min=tiny)).clamp(max=1).unsqueeze(1)
     err_a = (row_marginal - plan.sum(2)).clamp(min=0)
     err_b = (col_marginal - plan.sum(1)).clamp(min=0)
-    missing = err_a.sum(1).clamp(min=torch.finfo(plan.dtype).tiny)
+    missing = err_a.sum(1).clamp(min=tiny)
     return plan + err_a.unsqueeze(2) * err_b.unsqueeze(1) / missing.view(
         -1, 1, 1)
 
 
+def pair_loss(online: Tensor, target: Tensor) -> Tensor:
+    """UniVIP's eq. 1, ``L(x1, x2) = -<f(x1), g(x2)> / (|f(x1)| |g(x2)|)``:
+    the negative cosine of an online embedding and a target one (the target
+    detached), averaged over the batch. Eq. 4, ``L_affinity(s, I)``, is the
+    same function of the fused instances ``I`` and the target scene.
+
+    Args:
+        online (Tensor): Online embeddings ``f(x1)``, ``[B, D]``.
+        target (Tensor): Target embeddings ``g(x2)``, ``[B, D]``.
+
+    Returns:
+        Tensor: 0-dim loss in ``[-1, 1]``.
+    """
+    with _float32(online):
+        return -(_unit(online) * _unit(target.detach())).sum(-1).mean()
+
+
+def scene_loss(online_1: Tensor, online_2: Tensor, target_1: Tensor,
+               target_2: Tensor) -> Tensor:
+    """UniVIP's eq. 2, scene-scene: ``L_scene = L(s1, s2) + L(s2, s1)``
+    with ``L`` of eq. 1 (:func:`pair_loss`).
+
+    Args:
+        online_1 (Tensor): Online embedding of scene 1, ``[B, D]``.
+        online_2 (Tensor): Online embedding of scene 2, ``[B, D]``.
+        target_1 (Tensor): Target embedding of scene 1, ``[B, D]``.
+        target_2 (Tensor): Target embedding of scene 2, ``[B, D]``.
+
+    Returns:
+        Tensor: 0-dim loss in ``[-2, 2]``.
+    """
+    return pair_loss(online_1, target_2) + pair_loss(online_2, target_1)
+
+
+def scene_instance_loss(instances: Tensor, target_1: Tensor, target_2: Tensor,
+                        weight: Tensor, bias: Tensor) -> Tensor:
+    """UniVIP's eqs. 3-5, scene-instance: the ``K`` online instance
+    embeddings, concatenated in box order and projected by a linear layer,
+    ``I = f_linear(concat(o_1, ..., o_K))`` (eq. 3), are pulled to the
+    target embeddings of both scenes: ``L_affinity(s1, I) +
+    L_affinity(s2, I)`` (eq. 5) with ``L_affinity(s, I) = -cos(I, g(s))``
+    (eq. 4, :func:`pair_loss`).
+
+    Args:
+        instances (Tensor): Online instance embeddings ``O``, ``[B, K, D]``.
+        target_1 (Tensor): Target embedding of scene 1, ``[B, D']``.
+        target_2 (Tensor): Target embedding of scene 2, ``[B, D']``.
+        weight (Tensor): The linear layer's weight ``[D', K * D]``.
+        bias (Tensor): Its bias ``[D']``.
+
+    Returns:
+        Tensor: 0-dim loss in ``[-2, 2]``.
+    """
+    if instances.dim() != 3:
+        raise ValueError('instances must be [B, K, D], got '
+                         f'{tuple(instances.shape)}')
+    if weight.size(1) != instances.size(1) * instances.size(2):
+        raise ValueError(
+            f'the linear layer takes {weight.size(1)} inputs but K x D = '
+            f'{instances.size(1)} x {instances.size(2)}: build it with '
+            'in_features = num_instances x embedding size')
+    fused = F.linear(instances.flatten(1), weight, bias)
+    return pair_loss(fused, target_1) + pair_loss(fused, target_2)
+
+
 def instance_cost(online: Tensor, target: Tensor) -> Tensor:
-    """Cosine similarities and the transport cost ``1 - cos`` between online
-    and target instance embeddings (UniVIP, instance-instance).
+    """UniVIP's eq. 6: cosine similarities and the transport cost
+    ``c_mn = 1 - cos(o_m, t_n)`` between online and target instance
+    embeddings.
 
     Args:
         online (Tensor): Online instance embeddings ``o_m``, ``[B, M, D]``.
@@ -169,149 +252,84 @@ def instance_cost(online: Tensor, target: Tensor) -> Tensor:
         the gradient of ``online`` and ``target``) and the cost
         ``1 - cos`` (the same, detached).
     """
-    with torch.autocast(device_type=online.device.type, enabled=False):
+    with _float32(online):
         cos = torch.bmm(_unit(online), _unit(target).transpose(1, 2))
     return cos, 1 - cos.detach()
 
 
-def instance_marginals(instances: Tensor,
-                       scene: Tensor,
-                       floor: float = MARGINAL_FLOOR) -> Tensor:
-    r"""Transport marginals from each instance's relevance to the scene of
-    the other branch (UniVIP, instance-instance; DeepEMD's cross-reference
-    weights).
+def instance_marginals(instances: Tensor, scenes: Sequence[Tensor]) -> Tensor:
+    r"""UniVIP's eq. 7, the transport marginals: each instance's clipped
+    **dot product** with the other branch's mean scene embedding,
+    ``b_m = max{o_m^T (f_t1 + f_t2) / 2, 0}`` (online instances against the
+    target scenes) and ``a_n = max{t_n^T (f_o1 + f_o2) / 2, 0}`` (target
+    instances against the online scenes), normalised to sum to 1 over the
+    ``K`` instances of each image.
 
-    ``w_k = max(cos(instances_k, scene), 0) + floor``, normalised to sum to
-    1 over the ``K`` instances of each image. No gradient (the marginals
-    only shape the plan).
+    The paper writes the norms out in eqs. 1, 4, 6 and 8 and not here, so
+    this is a dot product of the raw embeddings, as in DeepEMD's
+    cross-reference weights that it follows: an instance's norm weighs in
+    (the scene's norm, common to the ``K`` instances, is removed by the
+    normalisation). The paper does not say how the marginals are scaled;
+    Sinkhorn needs the two sides to carry the same mass, so each is
+    normalised to 1 (the plan then sums to 1 and eq. 8 lies in [-1, 1]).
+    An image whose ``K`` products are all <= 0 has no mass to normalise:
+    its marginal is uniform, ``1 / K`` (the only case the formula leaves
+    undefined). No gradient: the marginals only shape the plan.
 
     Args:
         instances (Tensor): Instance embeddings of one branch,
             ``[B, K, D]``.
-        scene (Tensor): The other branch's mean scene embedding, ``[B, D]``.
-        floor (float): Mass added to every clipped similarity, > 0.
-            Defaults to :data:`MARGINAL_FLOOR`.
+        scenes (Sequence[Tensor]): The other branch's two scene embeddings
+            ``f_1, f_2``, ``[B, D]`` each.
 
     Returns:
-        Tensor: ``[B, K]`` (float32), rows summing to 1.
+        Tensor: ``[B, K]`` (float32), each row non-negative and summing to 1.
     """
-    if not floor > 0:
-        raise ValueError(f'floor must be > 0, got {floor}')
+    if len(scenes) != 2:
+        raise ValueError(f'eq. 7 takes the two scene embeddings of a branch, '
+                         f'got {len(scenes)}')
     with _float32_no_grad(instances):
-        cos = (_unit(instances) * _unit(scene).unsqueeze(1)).sum(-1)
-        weights = cos.clamp(min=0) + floor
-        return weights / weights.sum(1, keepdim=True)
+        mean = (scenes[0].float() + scenes[1].float()) / 2
+        weights = torch.einsum('bkd,bd->bk', instances.float(),
+                               mean).clamp(min=0)
+        total = weights.sum(1, keepdim=True)
+        uniform = torch.full_like(weights, 1 / weights.size(1))
+        return torch.where(
+            total > 0,
+            weights / total.clamp(min=torch.finfo(total.dtype).tiny), uniform)
 
 
-def transport_loss(online: Tensor,
-                   target: Tensor,
-                   online_scene: Tensor,
-                   target_scene: Tensor,
-                   eps: float = 0.1,
-                   num_iters: int = 50) -> Tensor:
-    r"""One direction of the instance-instance loss (UniVIP):
-    ``-Σ_mn cos(o_m, t_n) π_mn``.
+def instance_loss(online: Tensor,
+                  target: Tensor,
+                  online_scenes: Sequence[Tensor],
+                  target_scenes: Sequence[Tensor],
+                  eps: float = 0.1,
+                  num_iters: int = 50) -> Tensor:
+    r"""UniVIP's eq. 8, instance-instance discrimination by optimal
+    transport: ``L_instance(O, T) = -\sum_m \sum_n cos(o_m, t_n) y_mn``.
 
-    The plan ``π`` is :func:`sinkhorn` on the cost ``1 - cos(o_m, t_n)``
-    (:func:`instance_cost`) with the marginals :func:`instance_marginals` of
-    the online instances against ``target_scene`` and of the target
-    instances against ``online_scene``; it carries no gradient. The loss is
-    in ``[-1, 1]`` per image (``π`` sums to 1).
+    The plan ``y`` is :func:`sinkhorn` on the cost of eq. 6
+    (:func:`instance_cost`) with the marginals of eq. 7
+    (:func:`instance_marginals`): ``b_m`` of the online instances against
+    the target scenes (rows), ``a_n`` of the target instances against the
+    online scenes (columns). It carries no gradient, and neither do the
+    target embeddings. In ``[-1, 1]`` per image (``y`` sums to 1).
 
     Args:
-        online (Tensor): Online instance embeddings ``[B, M, D]``.
-        target (Tensor): Target instance embeddings ``[B, N, D]`` (detached
-            here).
-        online_scene (Tensor): The online branch's mean scene embedding
-            ``[B, D]``.
-        target_scene (Tensor): The target branch's mean scene embedding
-            ``[B, D]``.
-        eps (float): Sinkhorn's ε. Defaults to 0.1.
-        num_iters (int): Sinkhorn's iterations. Defaults to 50.
+        online (Tensor): Online instance embeddings ``O``, ``[B, K, D]``.
+        target (Tensor): Target instance embeddings ``T``, ``[B, K, D]``.
+        online_scenes (Sequence[Tensor]): The online embeddings of the two
+            scenes, ``[B, D]`` each.
+        target_scenes (Sequence[Tensor]): The target embeddings of the two
+            scenes, ``[B, D]`` each.
+        eps (float): Sinkhorn's ε. Defaults to 0.1 (OTA's).
+        num_iters (int): Sinkhorn's iterations. Defaults to 50 (OTA's).
 
     Returns:
         Tensor: 0-dim loss.
     """
     target = target.detach()
     cos, cost = instance_cost(online, target)
-    plan = sinkhorn(cost, instance_marginals(online, target_scene),
-                    instance_marginals(target, online_scene), eps, num_iters)
+    plan = sinkhorn(cost, instance_marginals(online, target_scenes),
+                    instance_marginals(target, online_scenes), eps, num_iters)
     return -(cos * plan).sum((1, 2)).mean()
-
-
-def instance_instance_loss(online: Tuple[Tensor, Tensor],
-                           target: Tuple[Tensor, Tensor],
-                           online_scene: Tuple[Tensor, Tensor],
-                           target_scene: Tuple[Tensor, Tensor],
-                           eps: float = 0.1,
-                           num_iters: int = 50) -> Tensor:
-    """Instance-instance discrimination by optimal transport (UniVIP),
-    symmetrised over the two views as BYOL's loss is.
-
-    ``transport_loss(online[0], target[1]) + transport_loss(online[1],
-    target[0])``: the online instances cut with view 1's augmentations are
-    transported to the target instances cut with view 2's, and conversely.
-    A branch's "mean scene embedding" is the mean of its two scene
-    embeddings. In ``[-2, 2]``.
-
-    Args:
-        online (tuple[Tensor, Tensor]): Online instance embeddings of the
-            two views, ``[B, K, D]`` each.
-        target (tuple[Tensor, Tensor]): Target instance embeddings of the
-            two views, ``[B, K, D]`` each.
-        online_scene (tuple[Tensor, Tensor]): Online scene embeddings of the
-            two views, ``[B, D]`` each.
-        target_scene (tuple[Tensor, Tensor]): Target scene embeddings of the
-            two views, ``[B, D]`` each.
-        eps (float): Sinkhorn's ε. Defaults to 0.1.
-        num_iters (int): Sinkhorn's iterations. Defaults to 50.
-
-    Returns:
-        Tensor: 0-dim loss.
-    """
-    online_mean = ((online_scene[0] + online_scene[1]) / 2).detach()
-    target_mean = ((target_scene[0] + target_scene[1]) / 2).detach()
-    return sum(
-        transport_loss(online[v], target[1 - v], online_mean, target_mean, eps,
-                       num_iters) for v in (0, 1))
-
-
-def scene_instance_loss(instances_1: Tensor, instances_2: Tensor,
-                        target_1: Tensor, target_2: Tensor, weight: Tensor,
-                        bias: Tensor) -> Tensor:
-    """Scene-instance correlation (UniVIP): the ``K`` online instance
-    embeddings of a view, concatenated in box order and projected by a
-    linear layer, predict the target scene embeddings of both views.
-
-    With ``h_v = weight @ concat_k(instances_v[:, k]) + bias``:
-    ``(byol_loss(h_1, h_1, target_1, target_2) + byol_loss(h_2, h_2,
-    target_1, target_2)) / 2``, i.e. per image ``4 - cos'(h_v, target_1) -
-    cos'(h_v, target_2)`` averaged over the two views ``v``, where
-    ``cos' = 2 cos``. In ``[0, 8]``, the scale of BYOL's loss.
-
-    Args:
-        instances_1 (Tensor): Online instance embeddings of view 1
-            (instances cut with view 1's augmentations), ``[B, K, D]``.
-        instances_2 (Tensor): The same for view 2, ``[B, K, D]``.
-        target_1 (Tensor): Target scene embedding of view 1, ``[B, D']``.
-        target_2 (Tensor): Target scene embedding of view 2, ``[B, D']``.
-        weight (Tensor): The linear layer's weight ``[D', K * D]``.
-        bias (Tensor): Its bias ``[D']``.
-
-    Returns:
-        Tensor: 0-dim loss.
-    """
-    if instances_1.shape != instances_2.shape or instances_1.dim() != 3:
-        raise ValueError('instances must be two [B, K, D] tensors, got '
-                         f'{tuple(instances_1.shape)} and '
-                         f'{tuple(instances_2.shape)}')
-    if weight.size(1) != instances_1.size(1) * instances_1.size(2):
-        raise ValueError(
-            f'the linear layer takes {weight.size(1)} inputs but K x D = '
-            f'{instances_1.size(1)} x {instances_1.size(2)}: build it with '
-            'in_features = num_instances x embedding size')
-    fused = [
-        F.linear(x.flatten(1), weight, bias)
-        for x in (instances_1, instances_2)
-    ]
-    return sum(byol_loss(h, h, target_1, target_2) for h in fused) / 2
