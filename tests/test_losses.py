@@ -9,8 +9,11 @@ from ediy_mm.models.losses import (byol_loss, match_regions, matched_cosine,
                                    random_partners, random_regions,
                                    rdem_instance_loss, rdem_loss, riem_loss)
 
-# (H1, W1), (H2, W2) of the two views; D differs from every map size.
-VIEW_SHAPES = [((3, 5), (7, 7)), ((7, 7), (1, 4)), ((1, 4), (3, 5))]
+# (H1, W1), (H2, W2) of the two views; D differs from every map size. The
+# last two are ViT/16 patch grids of non-square views: 96 x 64 px for both
+# views, and 192 x 128 against 128 x 192.
+VIEW_SHAPES = [((3, 5), (7, 7)), ((7, 7), (1, 4)), ((1, 4), (3, 5)),
+               ((6, 4), (6, 4)), ((12, 8), (8, 12))]
 DIM = 6
 
 

@@ -5,7 +5,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
-from ...models.algorithms.ediy import check_two_views
+from ...models.algorithms.ediy import check_region_grids, check_two_views
 from ...models.algorithms.teacher import (TeacherCheckpointError,
                                           weights_fingerprint)
 from ...utils import preserved_random_state
@@ -22,8 +22,10 @@ class TeacherHook(Hook):
     - the teacher is still at its random init (its checkpoint was never
       loaded) or its weights changed since loading (for example a
       ``load_from`` of another model overwrote them);
-    - the teacher's last map has another size than the online backbone's
-      on a probe image (regions would not correspond);
+    - the teacher's last map has another grid than the online backbone's
+      on a probe image and ``model.region_grid`` does not reconcile them
+      (:func:`~ediy_mm.models.check_region_grids`: the error names both
+      grids and the options);
     - a sample of the training set does not hold the views the model
       trains on (``model.check_views``; exactly two for E-DIY).
 
@@ -31,13 +33,14 @@ class TeacherHook(Hook):
     trainable parameter, and it logs the teacher's weight fingerprint.
 
     Args:
-        probe_size (int): Side of the probe image used to compare the map
-            sizes. Defaults to 224.
+        probe_size (int, optional): Side of the square probe image used to
+            compare the grids; ``None`` (default): the size of the first
+            view of a training sample (224 without a training set).
     """
 
     priority = 'VERY_HIGH'
 
-    def __init__(self, probe_size: int = 224) -> None:
+    def __init__(self, probe_size: Optional[int] = None) -> None:
         self.probe_size = probe_size
 
     @staticmethod
@@ -46,28 +49,36 @@ class TeacherHook(Hook):
         return model.module if is_model_wrapper(model) else model
 
     def before_train(self, runner) -> None:
-        """Verify the teacher, the map sizes and the number of views."""
+        """Verify the teacher, the grids and the number of views."""
         model = self._algorithm(runner)
+        views = self._sample_views(runner)
         teacher = getattr(model, 'teacher', None)
         if teacher is not None:
             self._check_teacher_weights(teacher)
-            self._check_map_size(model, teacher)
+            self._check_grids(model, teacher, views)
             runner.logger.info(
                 f'TeacherHook: teacher {teacher.checkpoint} fingerprint '
                 f'{teacher.loaded_fingerprint}')
         else:
             runner.logger.info('TeacherHook: no frozen teacher (region_source'
                                f'={getattr(model, "region_source", None)!r})')
-        if runner.train_dataloader is not None:
-            dataset = runner.train_dataloader.dataset
-            if len(dataset) == 0:
-                raise ValueError('the training set is empty')
+        if views is not None:
             check_views = getattr(model, 'check_views', check_two_views)
-            with preserved_random_state():  # training draws the same
-                inputs = dataset[0]['inputs']
-            if isinstance(inputs, (list, tuple)):  # a batch of one
-                inputs = [x.unsqueeze(0) for x in inputs]
-            check_views(inputs)
+            check_views(views)
+
+    @staticmethod
+    def _sample_views(runner) -> Optional[list]:
+        """The views of the first training sample, as a batch of one."""
+        if runner.train_dataloader is None:
+            return None
+        dataset = runner.train_dataloader.dataset
+        if len(dataset) == 0:
+            raise ValueError('the training set is empty')
+        with preserved_random_state():  # training draws the same
+            inputs = dataset[0]['inputs']
+        if isinstance(inputs, (list, tuple)):
+            return [x.unsqueeze(0) for x in inputs]
+        return inputs
 
     def before_train_epoch(self, runner) -> None:
         """Re-assert that the teacher is frozen."""
@@ -95,19 +106,30 @@ class TeacherHook(Hook):
                 f'{teacher.loaded_fingerprint} -> {now}); was a checkpoint '
                 'of another teacher loaded with load_from?')
 
-    def _check_map_size(self, model, teacher) -> None:
+    def _probe(self, views: Optional[list],
+               device: torch.device) -> torch.Tensor:
+        """A zero image of the probe size: ``probe_size``, else the first
+        training view's size."""
+        if self.probe_size is not None:
+            size = (self.probe_size, self.probe_size)
+        elif isinstance(views, list) and views and views[0].dim() == 4:
+            size = tuple(views[0].shape[-2:])
+        else:
+            size = (224, 224)
+        return torch.zeros(1, 3, *size, device=device)
+
+    def _check_grids(self, model, teacher, views: Optional[list]) -> None:
         param: Optional[torch.Tensor] = next(model.backbone.parameters())
-        probe = torch.zeros(
-            1, 3, self.probe_size, self.probe_size, device=param.device)
+        probe = self._probe(views, param.device)
         was_training = model.backbone.training
         model.backbone.eval()
         with torch.no_grad():
             online = model.backbone(probe)[-1].shape[-2:]
         model.backbone.train(was_training)
         guide = teacher(probe).shape[-2:]
-        if online != guide:
-            raise ValueError(
-                f'On a {self.probe_size}px image the teacher map is '
-                f'{tuple(guide)} but the online map is {tuple(online)}: '
-                'E-DIY matches regions cell by cell, so both backbones '
-                'need the same output stride.')
+        try:
+            check_region_grids(guide, online,
+                               getattr(model, 'region_grid', None))
+        except ValueError as err:
+            h, w = probe.shape[-2:]
+            raise ValueError(f'On a {h}x{w} px image {err}') from None

@@ -1,6 +1,7 @@
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmpretrain.models import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
@@ -10,10 +11,52 @@ from ..heads.ediy_head import EDIYFeatures, EDIYHead
 from ..utils.momentum_target import MomentumTargetMixin, require_momentum_hook
 from .teacher import FrozenTeacher
 
-__all__ = ['EDIY', 'REGION_SOURCES', 'check_two_views']
+__all__ = [
+    'EDIY', 'REGION_GRIDS', 'REGION_SOURCES', 'check_region_grids',
+    'check_two_views'
+]
 
 #: Values of ``EDIY(region_source=...)``: who chooses the regions.
 REGION_SOURCES = ('teacher', 'target', 'random')
+
+#: Values of ``EDIY(region_grid=...)``: what to do when the teacher's map
+#: has another grid than the online map (``None``: refuse).
+REGION_GRIDS = (None, 'interpolate', 'pool')
+
+
+def check_region_grids(teacher: Sequence[int], online: Sequence[int],
+                       region_grid: Optional[str]) -> None:
+    """Raise a clear error unless ``region_grid`` reconciles the teacher's
+    grid with the online grid.
+
+    Args:
+        teacher (tuple[int]): ``(H, W)`` of the teacher's last map.
+        online (tuple[int]): ``(H, W)`` of the online backbone's last map.
+        region_grid (str, optional): ``EDIY.region_grid``.
+
+    Raises:
+        ValueError: Naming both grids and the options.
+    """
+    teacher, online = tuple(teacher), tuple(online)
+    if teacher == online or region_grid == 'interpolate':
+        return
+    if region_grid == 'pool':
+        if teacher[0] <= online[0] and teacher[1] <= online[1]:
+            return
+        raise ValueError(
+            f"model.region_grid='pool' averages the online {online} grid "
+            f'down to the teacher {teacher} grid, which is finer; use '
+            "model.region_grid='interpolate' or a teacher of the online "
+            'stride.')
+    raise ValueError(
+        f'the teacher map is a {teacher} grid but the online map is a '
+        f'{online} grid: E-DIY matches regions cell by cell. Choose one: '
+        "model.region_grid='interpolate' (the teacher map is resized to "
+        "the online grid), model.region_grid='pool' (the online and target "
+        'maps are average-pooled to the teacher grid before the local '
+        'projector), or a teacher with the online output stride (e.g. a '
+        'ResNet with strides=(1, 2, 2, 1), dilations=(1, 1, 1, 2) for a '
+        'ViT/16); README, "Backbones".')
 
 
 def check_two_views(inputs: Sequence[torch.Tensor]) -> None:
@@ -74,6 +117,15 @@ class EDIY(MomentumTargetMixin, BaseSelfSupervisor):
 
             Defaults to ``'teacher'``. Unused (and no teacher is built)
             when no enabled term matches regions.
+        region_grid (str, optional): When the teacher's map has another
+            grid than the online one (a ResNet-50 teacher is 7x7 at 224 px,
+            a ViT/16 14x14): ``'interpolate'`` resizes the teacher's map
+            bilinearly to the online grid (the regions are the online
+            cells); ``'pool'`` average-pools the online and target maps to
+            the teacher's grid before the local projector (the regions are
+            the teacher's cells). ``None`` (default) refuses different grids
+            with an error naming both (:func:`check_region_grids`). Equal
+            grids are used as they are whatever the value.
         teacher (dict, optional): :class:`FrozenTeacher` arguments
             (``checkpoint``, ``backbone``, ``prefix``, ``dtype``,
             ``channels_last``); needed when ``region_source='teacher'``.
@@ -92,6 +144,7 @@ class EDIY(MomentumTargetMixin, BaseSelfSupervisor):
                  head: dict,
                  region_source: str = 'teacher',
                  teacher: Optional[dict] = None,
+                 region_grid: Optional[str] = None,
                  base_momentum: float = 0.004,
                  pretrained: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
@@ -111,6 +164,10 @@ class EDIY(MomentumTargetMixin, BaseSelfSupervisor):
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
         self.region_source = region_source
+        if region_grid not in REGION_GRIDS:
+            raise ValueError(f'model.region_grid must be one of '
+                             f'{REGION_GRIDS}, got {region_grid!r}')
+        self.region_grid = region_grid
         self.teacher = self._build_teacher(region_source, teacher)
         self.build_momentum_target(base_momentum)
 
@@ -188,33 +245,56 @@ class EDIY(MomentumTargetMixin, BaseSelfSupervisor):
             EDIYFeatures: The bundle :meth:`EDIYHead.loss` takes.
         """
         head = self.head
+        with torch.no_grad():
+            teacher_maps = self._teacher_maps(inputs)
+        # region_grid='pool': the local projections live on the teacher grid
+        local_grid = None
+        if teacher_maps is not None and self.region_grid == 'pool':
+            local_grid = teacher_maps[0].shape[-2:]
         online_maps, online_global, online_local = [], [], []
         for img in inputs:
             feats = self.backbone(img)
             glob, local = self.neck(
                 feats,
                 with_global=head.uses_online_global,
-                with_local=head.uses_online_local)
+                with_local=head.uses_online_local,
+                local_grid=local_grid)
             online_maps.append(feats[-1])
             online_global.append(glob)
             online_local.append(local)
         with torch.no_grad():
-            target = self._target_features(inputs)
-            region_maps = self._region_maps(inputs, target.pop('maps'),
-                                            online_maps[0])
+            target = self._target_features(inputs, local_grid)
+            target_maps = target.pop('maps')
+            region_maps = teacher_maps if teacher_maps is not None else (
+                target_maps if self._regions_from('target') else None)
+            if region_maps is not None:
+                region_maps = self._on_local_grid(region_maps, online_maps[0])
         return EDIYFeatures(
             online_global=_pair(online_global),
             online_local=_pair(online_local),
             region_maps=region_maps,
             **target)
 
-    def _target_features(self, inputs: List[torch.Tensor]) -> dict:
-        """The target's global / local projections and last backbone maps
-        of both views, each ``None`` when unused."""
+    def _regions_from(self, source: str) -> bool:
+        """Whether the maps of ``source`` choose the regions."""
+        return self.head.matches_regions and self.region_source == source
+
+    def _teacher_maps(self, inputs: List[torch.Tensor]) -> Optional[tuple]:
+        """The frozen teacher's maps of both views, when they choose the
+        regions."""
+        if not self._regions_from('teacher'):
+            return None
+        return tuple(self.teacher(torch.cat(inputs)).chunk(2))
+
+    def _target_features(self,
+                         inputs: List[torch.Tensor],
+                         local_grid: Optional[Sequence[int]] = None) -> dict:
+        """The target's global / local projections (the local ones on
+        ``local_grid``) and last backbone maps of both views, each ``None``
+        when unused."""
         head = self.head
         with_neck = head.uses_target_global or head.uses_target_local
-        run = with_neck or (head.matches_regions
-                            and self.region_source == 'target')
+        run = with_neck or self._regions_from('target')
         out = dict(target_global=None, target_local=None, maps=None)
         if not run:
             return out
@@ -225,27 +305,26 @@ class EDIY(MomentumTargetMixin, BaseSelfSupervisor):
             glob, local = zip(*(neck(
                 f,
                 with_global=head.uses_target_global,
-                with_local=head.uses_target_local) for f in feats))
+                with_local=head.uses_target_local,
+                local_grid=local_grid) for f in feats))
             out['target_global'], out['target_local'] = _pair(glob), _pair(
                 local)
         return out
 
-    def _region_maps(self, inputs: List[torch.Tensor],
-                     target_maps: Optional[Tuple[torch.Tensor, ...]],
-                     online_map: torch.Tensor) -> Optional[tuple]:
-        """The maps that choose the regions (``None``: random or unused)."""
-        if not self.head.matches_regions or self.region_source == 'random':
-            return None
-        if self.region_source == 'teacher':
-            maps = self.teacher(torch.cat(inputs)).chunk(2)
-        else:
-            maps = target_maps
-        if maps[0].shape[-2:] != online_map.shape[-2:]:
-            raise ValueError(
-                f'the {self.region_source} map is {tuple(maps[0].shape[-2:])}'
-                f' but the online map is {tuple(online_map.shape[-2:])}: '
-                'regions must correspond cell by cell; use a teacher '
-                'backbone with the same output stride.')
+    def _on_local_grid(self, maps: Tuple[torch.Tensor, ...],
+                       online_map: torch.Tensor) -> tuple:
+        """The region-choosing maps on the grid of the local projections:
+        checked against the online map, resized by
+        ``region_grid='interpolate'``."""
+        grid, online = maps[0].shape[-2:], online_map.shape[-2:]
+        check_region_grids(grid, online, self.region_grid)
+        if grid != online and self.region_grid == 'interpolate':
+            return tuple(
+                F.interpolate(
+                    m.float(),
+                    size=online,
+                    mode='bilinear',
+                    align_corners=False) for m in maps)
         return tuple(maps)
 
 

@@ -1,10 +1,15 @@
 from typing import List, Optional, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
-__all__ = ['EDIYNeck', 'project_regions']
+__all__ = ['EDIYNeck', 'GLOBAL_INPUTS', 'project_regions']
+
+#: Values of ``EDIYNeck(global_input=...)``: what the global projector
+#: embeds.
+GLOBAL_INPUTS = ('map', 'cls_token')
 
 
 @MODELS.register_module()
@@ -24,6 +29,12 @@ class EDIYNeck(BaseModule):
     parameter receives a gradient and DDP needs no
     ``find_unused_parameters``.
 
+    On a Vision Transformer the map is the patch grid, and the global
+    projector embeds either the average-pooled grid (``global_input='map'``,
+    as for a CNN) or the cls token (``global_input='cls_token'``, as MoCo v3
+    and DINO do): the backbone then returns the cls token ``[B, C]`` just
+    before the grid, as :class:`~ediy_mm.models.ClsAndMapViT` does.
+
     Args:
         in_channels (int): Channels of the backbone's last map.
             Defaults to 2048.
@@ -35,6 +46,10 @@ class EDIYNeck(BaseModule):
             ``dict(type='SyncBN')``.
         with_global (bool): Build the global projector. Defaults to True.
         with_local (bool): Build the local projector. Defaults to True.
+        global_input (str): What the global projector embeds: ``'map'``
+            (the average-pooled last map) or ``'cls_token'`` (the
+            backbone's second-to-last output, ``[B, C]``). Defaults to
+            ``'map'``.
         init_cfg (dict | list[dict], optional): Initialisation config.
     """
 
@@ -47,10 +62,15 @@ class EDIYNeck(BaseModule):
                  norm_cfg: dict = dict(type='SyncBN'),
                  with_global: bool = True,
                  with_local: bool = True,
+                 global_input: str = 'map',
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if not (with_global or with_local):
             raise ValueError('EDIYNeck needs with_global or with_local')
+        if global_input not in GLOBAL_INPUTS:
+            raise ValueError(f'EDIYNeck global_input must be one of '
+                             f'{GLOBAL_INPUTS}, got {global_input!r}')
+        self.global_input = global_input
         projector = dict(
             type='NonLinearNeck',
             in_channels=in_channels,
@@ -61,7 +81,8 @@ class EDIYNeck(BaseModule):
             with_last_bn=with_last_bn,
             norm_cfg=norm_cfg)
         self.global_projector = MODELS.build(
-            dict(**projector, with_avg_pool=True)) if with_global else None
+            dict(**projector, with_avg_pool=global_input
+                 == 'map')) if with_global else None
         self.local_projector = MODELS.build(
             dict(**projector, with_avg_pool=False)) if with_local else None
 
@@ -69,26 +90,50 @@ class EDIYNeck(BaseModule):
         self,
         inputs: Tuple[torch.Tensor, ...],
         with_global: bool = True,
-        with_local: bool = True
+        with_local: bool = True,
+        local_grid: Optional[Tuple[int, int]] = None
     ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
-        """Project the last backbone map.
+        """Project the last backbone map (and the cls token).
 
         Args:
             inputs (tuple[Tensor]): Backbone outputs; the last one,
-                ``[B, C, H, W]``, is projected.
+                ``[B, C, H, W]``, is projected (and, with
+                ``global_input='cls_token'``, the one before it, ``[B, C]``).
             with_global (bool): Whether to run the global projector.
             with_local (bool): Whether to run the local projector.
+            local_grid (tuple[int], optional): ``(h, w)``: the local
+                projector embeds the map average-pooled to this grid (each
+                region is then a block of cells); ``None``: every cell.
 
         Returns:
             tuple: The global embedding ``[B, D]`` and the local map
-            ``[B, D, H, W]``, each ``None`` when not asked for.
+            ``[B, D, H, W]`` (``[B, D, h, w]`` with ``local_grid``), each
+            ``None`` when not asked for.
         """
         x = inputs[-1]
         global_embedding = _built(self.global_projector, 'global')(
-            (x, ))[0] if with_global else None
-        local_map = project_regions(_built(self.local_projector, 'local'),
-                                    x) if with_local else None
+            (self._global_input(inputs), ))[0] if with_global else None
+        local_map = None
+        if with_local:
+            if local_grid is not None:
+                x = F.adaptive_avg_pool2d(x, tuple(local_grid))
+            local_map = project_regions(
+                _built(self.local_projector, 'local'), x)
         return global_embedding, local_map
+
+    def _global_input(self, inputs: Tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The last map, or the cls token before it (checked)."""
+        if self.global_input == 'map':
+            return inputs[-1]
+        if len(inputs) < 2 or inputs[-2].dim() != 2:
+            shapes = [tuple(x.shape) for x in inputs]
+            raise ValueError(
+                "EDIYNeck(global_input='cls_token') needs the backbone to "
+                'return the cls token [B, C] just before the last map, as '
+                f'ClsAndMapViT does; got outputs of shapes {shapes}. Use '
+                "type='ClsAndMapViT' (or 'ClsAndMapMoCoV3ViT'), or "
+                "global_input='map'.")
+        return inputs[-2]
 
 
 def _built(projector: Optional[torch.nn.Module], name: str) -> torch.nn.Module:
