@@ -1,0 +1,29 @@
+# BYOL, small-image recipe: ResNet-18 with the CIFAR stem (4 x 4 regions)
+# on 64 px views, batch 64, e.g. Tiny ImageNet on a CPU. The recipe of
+# ./byol_resnet18_cpu-128px_photos.py (mmpretrain's ImageNet BYOL) with the
+# departures of ../_base_/small-image_64px.py, measured in docs/study.md:
+# the CIFAR stem, no blur, solarisation on view 2 only, LARS lr 1.0 per
+# 256 images with eta 0.02 and weight decay 1e-5. The images default to
+# scikit-image's photos; set yours with
+#   --cfg-options train_dataloader.dataset.data_root=/path/to/images
+_base_ = [
+    './byol_resnet18_cpu-128px_photos.py', '../_base_/small-image_64px.py'
+]
+
+batch_size = 64
+model = dict(backbone=_base_.small_backbone)
+train_dataloader = dict(
+    batch_size=batch_size,
+    dataset=dict(pipeline=[
+        dict(type='LoadImageFromFile'),
+        dict(
+            type='MultiView',
+            num_views=[1, 1],
+            transforms=_base_.small_view_pipelines),
+        dict(type='PackInputs')
+    ]))
+optim_wrapper = dict(
+    optimizer=dict(
+        _base_.small_lars,
+        lr=_base_.small_lars.lr * batch_size / _base_.small_base_batch))
+auto_scale_lr = dict(base_batch_size=batch_size)

@@ -1,0 +1,32 @@
+# E-DIY, small-image recipe: ./ediy_resnet18_cpu-128px_photos.py with the
+# departures of ../_base_/small-image_64px.py (as
+# ./byol_resnet18-cifarstem_tinyin-64px.py for BYOL): ResNet-18 with the
+# CIFAR stem, 64 px views end in 4 x 4 regions. The teacher is that BYOL
+# (same backbone, same stride: regions correspond cell by cell); set it with
+#   --cfg-options model.teacher.checkpoint=PATH
+_base_ = [
+    './ediy_resnet18_cpu-128px_photos.py', '../_base_/small-image_64px.py'
+]
+
+batch_size = 64
+model = dict(
+    backbone=_base_.small_backbone,
+    teacher=dict(
+        checkpoint='work_dirs/byol_resnet18-cifarstem_tinyin-64px/'
+        'epoch_2.pth',
+        backbone=_base_.small_backbone))
+train_dataloader = dict(
+    batch_size=batch_size,
+    dataset=dict(pipeline=[
+        dict(type='LoadImageFromFile'),
+        dict(
+            type='MultiView',
+            num_views=[1, 1],
+            transforms=_base_.small_view_pipelines),
+        dict(type='PackInputs')
+    ]))
+optim_wrapper = dict(
+    optimizer=dict(
+        _base_.small_lars,
+        lr=_base_.small_lars.lr * batch_size / _base_.small_base_batch))
+auto_scale_lr = dict(base_batch_size=batch_size)
