@@ -75,6 +75,23 @@ class LabelledImages:
             tuple(p for p, _ in keep), tuple(lb for _, lb in keep),
             self.classes)
 
+    def spread_classes(self, count: int) -> 'LabelledImages':
+        """All the images of ``count`` classes spread evenly over the
+        sorted classes (the first and the last included), relabelled
+        ``0 .. count - 1``: an easier split of the same images."""
+        if not 1 <= count <= len(self.classes):
+            raise ValueError(f'count must be in [1, {len(self.classes)}], '
+                             f'got {count}')
+        kept = torch.linspace(0,
+                              len(self.classes) - 1,
+                              count).round().long().tolist()
+        new_label = {old: new for new, old in enumerate(kept)}
+        pairs = [(p, new_label[lb]) for p, lb in zip(self.paths, self.labels)
+                 if lb in new_label]
+        return LabelledImages(
+            tuple(p for p, _ in pairs), tuple(lb for _, lb in pairs),
+            tuple(self.classes[i] for i in kept))
+
 
 def list_labelled(root: str) -> LabelledImages:
     """The images of the class folders of ``root``.

@@ -13,7 +13,11 @@ is finished is kept, an interrupted training resumes.
 
 Examples::
 
-    # docs/study.md, CPU scale (51 min on 2 shared cores)
+    # docs/study.md's CPU protocol (the small-image recipe, 3 seeds)
+    python tools/analysis_tools/compare_methods.py --preset cpu-tinyin \\
+        --data ../shared/datasets/tiny-imagenet-200-s150 \\
+        --dense ../shared/datasets/coco-person-s400 --work-dir work_dirs/study
+    # the first study of docs/study.md (ImageNet recipe, 51 min on 2 cores)
     python tools/analysis_tools/compare_methods.py \\
         --data ../shared/datasets/tiny-imagenet-200-s150 \\
         --dense ../shared/datasets/coco-person-s400 \\
@@ -33,7 +37,8 @@ from typing import Optional, Sequence
 
 import torch
 
-from ediy_mm.analysis.compare import METHODS, CompareSettings, compare_methods
+from ediy_mm.analysis.compare import (METHODS, PRECISIONS, PRESETS, RECIPES,
+                                      CompareSettings, compare_methods)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -41,6 +46,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         description=__doc__.split('\n\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split('\n\n', 1)[1])
+    parser.add_argument(
+        '--preset',
+        choices=PRESETS,
+        help='a protocol of docs/study.md: its values become the defaults '
+        '(the options given here win): ' +
+        '; '.join(f'{n}: {p.description}' for n, p in PRESETS.items()))
     data = parser.add_argument_group('data')
     data.add_argument(
         '--data',
@@ -95,10 +106,30 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='times each pre-training image is listed per epoch')
     run.add_argument('--seeds', type=int, nargs='+', default=[0])
     run.add_argument(
+        '--recipe',
+        choices=RECIPES,
+        default='cpu',
+        help='configs of the named methods: cpu (ImageNet recipe, CPU '
+        'sized) or small-image (CIFAR stem, 4 x 4 regions at 64 px)')
+    run.add_argument(
+        '--precision',
+        choices=PRECISIONS,
+        default='fp32',
+        help='training autocast dtype (bf16: CUDA only)')
+    run.add_argument(
+        '--channels-last',
+        action='store_true',
+        help='train in the channels-last memory format')
+    run.add_argument(
         '--teacher',
         help="E-DIY's teacher checkpoint (default: this comparison's BYOL "
         'run of the same seed)')
     probes = parser.add_argument_group('probes')
+    probes.add_argument(
+        '--easy-classes',
+        type=int,
+        help='also probe N classes spread over the labelled ones with all '
+        'their images (the kNN monitor uses them)')
     probes.add_argument('--probe-train-per-class', type=int)
     probes.add_argument('--probe-val-per-class', type=int)
     probes.add_argument(
@@ -131,6 +162,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         type=int,
         help='torch CPU threads (1 is faster on a busy machine)')
     parser.add_argument('--work-dir', default='work_dirs/compare')
+    preset = parser.parse_known_args(argv)[0].preset
+    if preset:
+        parser.set_defaults(**PRESETS[preset].options)
     return parser.parse_args(argv)
 
 
@@ -138,8 +172,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     """Run the comparison; return :func:`compare_methods`' output."""
     args = parse_args(argv)
     options = vars(args).copy()
-    methods, seeds, work_dir, threads = (
-        options.pop(k) for k in ('methods', 'seeds', 'work_dir', 'threads'))
+    methods, seeds, work_dir, threads, _ = (
+        options.pop(k)
+        for k in ('methods', 'seeds', 'work_dir', 'threads', 'preset'))
     if threads:
         torch.set_num_threads(threads)
     command = shlex.join([sys.executable] +

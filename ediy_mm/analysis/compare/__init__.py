@@ -27,7 +27,8 @@ from its last checkpoint.
 
 One module per stage, in the order a comparison runs them:
 
-- :mod:`.settings`: the known methods and :class:`CompareSettings`;
+- :mod:`.settings`: the known methods, their recipes, the protocols of
+  docs/study.md (:data:`PRESETS`) and :class:`CompareSettings`;
 - :mod:`.configs`: which methods can run, and each run's config;
 - :mod:`.data`: the images of every stage;
 - :mod:`.training`: the step clock, the wall-clock budget, a training run;
@@ -40,10 +41,11 @@ from .configs import build_run_config, resolve_methods
 from .data import find_coco_splits
 from .driver import compare_methods
 from .progress import ProgressMeter
-from .settings import METHODS, CompareSettings, Method
+from .settings import (METHODS, PRECISIONS, PRESETS, RECIPES, CompareSettings,
+                       Method, Preset)
 
 __all__ = [
-    'METHODS', 'CompareSettings', 'Method', 'ProgressMeter',
-    'build_run_config', 'compare_methods', 'find_coco_splits',
-    'resolve_methods'
+    'METHODS', 'PRECISIONS', 'PRESETS', 'RECIPES', 'CompareSettings', 'Method',
+    'Preset', 'ProgressMeter', 'build_run_config', 'compare_methods',
+    'find_coco_splits', 'resolve_methods'
 ]

@@ -12,7 +12,8 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from ...datasets.univip_proposals import require_selective_search
-from .settings import KNN_K, KNN_T, METHODS, ROOT, CompareSettings, Method
+from .settings import (KNN_K, KNN_T, METHODS, RECIPES, ROOT, CompareSettings,
+                       Method)
 
 __all__ = [
     'VIEW_SIZES', 'build_run_config', 'find_config', 'resolve_methods',
@@ -65,7 +66,8 @@ def inspect_config(method: Method, path: str) -> Tuple[str, bool]:
     return '', proposals
 
 
-def resolve_methods(specs: Sequence[str] = ()) -> Dict[str, dict]:
+def resolve_methods(specs: Sequence[str] = (), recipe: str = 'cpu') -> Dict[
+        str, dict]:
     """The methods to compare, with whether each can run and why not.
 
     Args:
@@ -73,6 +75,8 @@ def resolve_methods(specs: Sequence[str] = ()) -> Dict[str, dict]:
             ``NAME=CONFIG`` (a config of the user's; for a known name it
             replaces that method's config). Empty: every method of
             :data:`METHODS`.
+        recipe (str): The configs of the named methods
+            (:data:`~.settings.RECIPES`). Defaults to ``'cpu'``.
 
     Returns:
         dict[str, dict]: Per name, in order: ``method`` (:class:`Method`),
@@ -94,7 +98,9 @@ def resolve_methods(specs: Sequence[str] = ()) -> Dict[str, dict]:
                             Method(name, name, None, f'user config {config}')),
                 config=osp.abspath(config))
         elif name in METHODS:
-            method = METHODS[name]
+            method = dataclasses.replace(
+                METHODS[name],
+                config=RECIPES[recipe].get(name, METHODS[name].config))
         else:
             raise ValueError(
                 f'unknown method {name!r}; known: {", ".join(METHODS)}, or '
@@ -177,6 +183,19 @@ def stretch_schedule(cfg: Config, epochs: int, config_name: str) -> None:
     cfg.train_cfg.max_epochs = epochs
 
 
+def _set_precision(cfg: Config, settings: CompareSettings) -> None:
+    """bf16 autocast (mmengine's ``AmpOptimWrapper``) and channels-last for
+    the trained networks and E-DIY's frozen teacher."""
+    if settings.precision == 'bf16':
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.dtype = 'bfloat16'
+    teacher = cfg.model.get('teacher')
+    if teacher:
+        if settings.precision == 'bf16':
+            teacher.dtype = 'bfloat16'
+        teacher.channels_last = settings.channels_last
+
+
 def build_run_config(config: str,
                      settings: CompareSettings,
                      seed: int,
@@ -252,7 +271,10 @@ def build_run_config(config: str,
                 batch_size=128,
                 num_workers=settings.workers,
                 before_train=True))
+    if settings.channels_last:
+        hooks.append(dict(type='ChannelsLastHook'))
     cfg.custom_hooks = hooks
+    _set_precision(cfg, settings)
     cfg.default_hooks.checkpoint.interval = 1
     cfg.default_hooks.checkpoint.max_keep_ckpts = 2
     cfg.default_hooks.logger.interval = 10

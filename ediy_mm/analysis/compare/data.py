@@ -35,6 +35,8 @@ class ComparisonData:
         dense (dict[str, tuple[str, str]], optional): ``train`` / ``val``
             (json, image folder) of the dense probe.
         diversity_paths (list[str]): Images of the region statistics.
+        easy (dict[str, LabelledImages], optional): ``train`` / ``val`` of
+            the easy split (``easy_classes``), when there is one.
         proposal_file (str, optional): Selective-search proposals of the
             pre-training images, once a method needs them.
     """
@@ -45,6 +47,7 @@ class ComparisonData:
     pretrain_count: int
     dense: Optional[Dict[str, Tuple[str, str]]]
     diversity_paths: List[str]
+    easy: Optional[Dict[str, LabelledImages]] = None
     proposal_file: Optional[str] = None
 
 
@@ -105,6 +108,17 @@ def prepare_data(settings: CompareSettings, work_dir: str) -> ComparisonData:
     probe = dict(
         train=splits['train'].per_class(settings.probe_train_per_class),
         val=splits['val'].per_class(settings.probe_val_per_class))
+    easy = None
+    if settings.easy_classes:
+        if settings.easy_classes > len(splits['train'].classes):
+            raise ValueError(
+                f'--easy-classes {settings.easy_classes}: --data '
+                f'{settings.data!r} has {len(splits["train"].classes)} '
+                'classes')
+        easy = {
+            split: images.spread_classes(settings.easy_classes)
+            for split, images in splits.items()
+        }
     if settings.linear_weight_decay is None and len(probe['train']) < 2:
         raise ValueError(
             f'--data {settings.data!r} gives {len(probe["train"])} probe '
@@ -132,7 +146,7 @@ def prepare_data(settings: CompareSettings, work_dir: str) -> ComparisonData:
                 link_images(
                     images.per_class(settings.monitor_per_class),
                     osp.join(data_dir, 'monitor', split)))
-            for split, images in probe.items()
+            for split, images in (easy or probe).items()
         }
     dense = None
     diversity = list(probe['val'].paths)
@@ -152,7 +166,7 @@ def prepare_data(settings: CompareSettings, work_dir: str) -> ComparisonData:
                 '--dense-weight-decay')
     return ComparisonData(probe, monitor_dirs, osp.abspath(pretrain_dir),
                           len(pretrain), dense,
-                          spread(diversity, settings.diversity_images))
+                          spread(diversity, settings.diversity_images), easy)
 
 
 def proposal_path(work_dir: str) -> str:

@@ -7,6 +7,8 @@ import os.path as osp
 import traceback
 from typing import Dict, List, Optional, Sequence, TextIO
 
+import torch
+
 from ..backbones import load_backbone
 from .configs import build_run_config, resolve_methods
 from .data import (ComparisonData, compute_pretrain_proposals, prepare_data,
@@ -37,6 +39,8 @@ def _refuse_other_settings(work_dir: str, settings: CompareSettings) -> None:
     with open(path) as f:
         saved = json.load(f)
     current = settings.training()
+    # a setting added since the work directory was made had its default
+    saved = {**CompareSettings(settings.data).training(), **saved}
     changed = [k for k in current if saved.get(k) != current[k]]
     if changed:
         raise ValueError(
@@ -120,7 +124,10 @@ def compare_methods(settings: CompareSettings,
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f'--seeds must be distinct values, got {seeds}')
     _refuse_other_settings(work_dir, settings)
-    resolved = resolve_methods(methods)
+    if settings.precision != 'fp32' and not torch.cuda.is_available():
+        raise ValueError(f'--precision {settings.precision} needs a CUDA '
+                         'GPU; use --precision fp32 on a CPU')
+    resolved = resolve_methods(methods, settings.recipe)
     order = _runnable(resolved, settings)
     data = prepare_data(settings, work_dir)
     for name in order:  # a config the overrides break fails here

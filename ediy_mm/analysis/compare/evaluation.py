@@ -1,7 +1,7 @@
 """Evaluation of frozen backbones with the comparison's protocol: kNN and
 linear probes, the dense probe, region diversity and collapse
 indicators."""
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -10,8 +10,8 @@ from mmengine.config import Config
 from ...models.utils.backbone_grid import return_grid
 from ..backbones import FeatureExtractor
 from ..dense_probe import dense_linear_probe, embed_dense, load_dense_split
-from ..probes import (ImageViews, embed_images, global_collapse, knn_probe,
-                      linear_probe)
+from ..probes import (ImageViews, LabelledImages, embed_images,
+                      global_collapse, knn_probe, linear_probe)
 from ..regions import region_statistics
 from .data import ComparisonData
 from .settings import KNN_K, KNN_T, CompareSettings
@@ -45,23 +45,31 @@ class Evaluator:
             }
         return self.dense_splits
 
+    def _global_probes(self, model: FeatureExtractor,
+                       split: Dict[str, LabelledImages]) -> tuple:
+        """kNN and linear probe results on ``split`` (``train`` / ``val``),
+        and the val features."""
+        feats, labels = {}, {}
+        for name, images in split.items():
+            feats[name] = embed_images(
+                model,
+                ImageViews(images.paths, self.settings.size),
+                num_workers=self.settings.workers).to(self.device)
+            labels[name] = torch.tensor(images.labels, device=self.device)
+        args = (feats['train'], labels['train'], feats['val'], labels['val'],
+                len(split['train'].classes))
+        knn = knn_probe(*args, k=KNN_K, temperature=KNN_T)
+        linear = linear_probe(
+            *args, weight_decay=self.settings.linear_weight_decay)
+        return knn, linear, feats['val']
+
     def __call__(self, model: FeatureExtractor) -> Tuple[dict, dict]:
         """Metrics of a backbone, and details: the L2 strengths chosen, the
         dense probe's per-class IoU and baseline."""
         s, data = self.settings, self.data
         model = model.to(self.device).eval()
-        feats, labels = {}, {}
-        for split, images in data.probe.items():
-            feats[split] = embed_images(
-                model, ImageViews(images.paths, s.size),
-                num_workers=s.workers).to(self.device)
-            labels[split] = torch.tensor(images.labels, device=self.device)
-        num_classes = len(data.probe['train'].classes)
-        args = (feats['train'], labels['train'], feats['val'], labels['val'],
-                num_classes)
-        knn = knn_probe(*args, k=KNN_K, temperature=KNN_T)
-        linear = linear_probe(*args, weight_decay=s.linear_weight_decay)
-        collapse = global_collapse(feats['val'])
+        knn, linear, val_feats = self._global_probes(model, data.probe)
+        collapse = global_collapse(val_feats)
         metrics = dict(
             knn_top1=knn['top1'],
             knn_top5=knn['top5'],
@@ -70,6 +78,11 @@ class Evaluator:
             global_effective_rank=collapse['effective_rank'],
             feature_std=collapse['feature_std'])
         detail = dict(linear=dict(weight_decay=linear['weight_decay']))
+        if data.easy:
+            knn, linear, _ = self._global_probes(model, data.easy)
+            metrics.update(
+                easy_knn_top1=knn['top1'], easy_linear_top1=linear['top1'])
+            detail['easy_linear'] = dict(weight_decay=linear['weight_decay'])
         if data.dense:
             splits = self._dense_splits()
             dense = detail['dense'] = dense_linear_probe(

@@ -68,6 +68,12 @@ METRICS: Dict[str, Metric] = {
            'logistic regression on frozen pooled features (L-BFGS, L2)'),
     'linear_top5':
     Metric('linear top-5 %', 'probes', 2, 'same, top-5'),
+    'easy_knn_top1':
+    Metric('easy kNN top-1 %', 'probes', 2,
+           'kNN top-1 on the easy split (--easy-classes)'),
+    'easy_linear_top1':
+    Metric('easy linear top-1 %', 'probes', 2,
+           'linear top-1 on the easy split'),
     'dense_miou':
     Metric(
         'dense mIoU %', 'probes', 2,
@@ -113,8 +119,9 @@ METRICS: Dict[str, Metric] = {
 }
 
 #: The metrics drawn in ``probes.png``.
-HEADLINE = ('knn_top1', 'linear_top1', 'dense_miou', 'region_mean_cosine',
-            'region_effective_rank', 'images_per_s')
+HEADLINE = ('knn_top1', 'linear_top1', 'easy_knn_top1', 'easy_linear_top1',
+            'dense_miou', 'region_mean_cosine', 'region_effective_rank',
+            'images_per_s')
 
 GROUP_TITLES = {
     'probes': 'Frozen-feature probes',
@@ -230,7 +237,7 @@ def _tables(runs: List[dict], methods: Dict[str, dict]) -> List[str]:
 def _plot_probes(runs: List[dict], methods: Dict[str, dict], path: str) -> str:
     """Bars (mean, sample-std error bars) and seed dots per metric."""
     names = _shown(runs, methods)
-    fig, axes = new_figure(2, 3, cell=(4.2, 3.2))
+    fig, axes = new_figure(2, 4, cell=(4.2, 3.2))
     for ax, key in zip(axes.flat, HEADLINE):
         for i, name in enumerate(names):
             values = [v for v in _values(runs, name, key) if v is not None]
@@ -374,7 +381,7 @@ def report_header(settings: CompareSettings, data: ComparisonData,
                   seeds: Sequence[int], command: str) -> Dict[str, str]:
     """The report's header rows."""
     versions = environment_versions()
-    budget = f'{settings.epochs} epochs'
+    budget = f'{settings.epochs} epochs, {settings.recipe} recipe'
     if settings.minutes:
         budget += f', at most {settings.minutes:g} wall-clock minutes'
     probe = data.probe
@@ -391,7 +398,9 @@ def report_header(settings: CompareSettings, data: ComparisonData,
         'budget':
         f'{budget} per method at {settings.size} px, batch '
         f'{settings.batch_size or "of each config"}, '
-        f'{data.pretrain_count} pre-training images x {settings.repeat}',
+        f'{data.pretrain_count} pre-training images x {settings.repeat}, '
+        f'{settings.precision}'
+        f'{", channels-last" if settings.channels_last else ""}',
         'labelled probes':
         f'{osp.abspath(settings.data)}: '
         f'{len(probe["train"].classes)} classes, {len(probe["train"])} '
@@ -400,10 +409,14 @@ def report_header(settings: CompareSettings, data: ComparisonData,
         'dense probe': (f'{osp.abspath(settings.dense)} at '
                         f'{settings.dense_size} px'
                         if settings.dense else 'not run (no --dense)'),
+        'easy split': (f'{settings.easy_classes} classes spread over the '
+                       f'labelled ones, {len(data.easy["train"])} train / '
+                       f'{len(data.easy["val"])} val images (chance '
+                       f'{100 / settings.easy_classes:.2f} %)'
+                       if data.easy else 'none (no --easy-classes)'),
         'region statistics':
         f'{len(data.diversity_paths)} images at '
-        f'{settings.dense_size} px '
-        f'({(settings.dense_size // 32)**2} regions)',
+        f'{settings.dense_size} px',
         'seeds':
         ', '.join(map(str, seeds)),
     }

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from typing import Dict, Optional, Sequence
 
 __all__ = [
-    'KNN_K', 'KNN_T', 'METHODS', 'ROOT', 'TEACHER_METHOD', 'TRAINING_SETTINGS',
-    'CompareSettings', 'Method', 'option_flag'
+    'KNN_K', 'KNN_T', 'METHODS', 'PRECISIONS', 'PRESETS', 'RECIPES', 'ROOT',
+    'TEACHER_METHOD', 'TRAINING_SETTINGS', 'CompareSettings', 'Method',
+    'Preset', 'option_flag'
 ]
 
 #: The repository root (configs are looked up below it).
@@ -68,12 +69,34 @@ METHODS: Dict[str, Method] = {
 }  # yapf: disable
 #: The method whose run is E-DIY's teacher.
 TEACHER_METHOD = 'byol'
+#: The configs of the named methods by recipe (``--recipe``): ``cpu``, the
+#: CPU-sized ImageNet recipe of :data:`METHODS`; ``small-image``, the
+#: small-image recipe (CIFAR stem, 4 x 4 regions at 64 px, no blur, LARS
+#: eta 0.02: ``configs/_base_/small-image_64px.py``, docs/study.md).
+RECIPES: Dict[str, Dict[str, str]] = {
+    'cpu': {
+        name: m.config
+        for name, m in METHODS.items() if m.config
+    },
+    'small-image': {
+        'byol': 'configs/ediy/byol_resnet18-cifarstem_tinyin-64px.py',
+        'ediy': 'configs/ediy/ediy_resnet18-cifarstem_tinyin-64px.py',
+        'ediy-teacherfree':
+        'configs/compare/ediy-teacherfree_resnet18-cifarstem_tinyin-64px.py',
+        'mosrep': 'configs/mosrep/mosrep_resnet18-cifarstem_tinyin-64px.py',
+        'univip': 'configs/univip/univip_resnet18-cifarstem_tinyin-64px.py',
+    },
+}
+#: ``--precision`` choices: the training's autocast dtype (``bf16``: mmengine's
+#: ``AmpOptimWrapper`` on CUDA).
+PRECISIONS = ('fp32', 'bf16')
 
 #: The settings that decide what is pre-trained (with the seed and method).
 TRAINING_SETTINGS = ('data', 'pretrain_images', 'pretrain_limit',
                      'val_fraction', 'size', 'epochs', 'minutes', 'batch_size',
                      'repeat', 'teacher', 'monitor_per_class',
-                     'monitor_interval')
+                     'monitor_interval', 'easy_classes', 'recipe', 'precision',
+                     'channels_last')
 
 
 @dataclass
@@ -122,6 +145,12 @@ class CompareSettings:
         dense_weight_decay (float, optional): Same for the dense probe.
         teacher (str, optional): E-DIY's teacher checkpoint (default: the
             BYOL run of the comparison).
+        easy_classes (int, optional): Also probe an easy split: this many
+            classes spread evenly over the sorted classes, all their
+            images (the kNN monitor uses it too). None: no easy split.
+        recipe (str): The configs of the named methods (:data:`RECIPES`).
+        precision (str): ``fp32``, or ``bf16`` autocast (CUDA only).
+        channels_last (bool): Train in the channels-last memory format.
     """
 
     data: str
@@ -145,6 +174,10 @@ class CompareSettings:
     linear_weight_decay: Optional[float] = None
     dense_weight_decay: Optional[float] = None
     teacher: Optional[str] = None
+    easy_classes: Optional[int] = None
+    recipe: str = 'cpu'
+    precision: str = 'fp32'
+    channels_last: bool = False
 
     def validate(self) -> None:
         """Raise ``ValueError`` / ``FileNotFoundError`` naming the first bad
@@ -152,7 +185,7 @@ class CompareSettings:
         positive = ('pretrain_limit', 'probe_train_per_class',
                     'probe_val_per_class', 'monitor_per_class', 'size',
                     'epochs', 'minutes', 'batch_size', 'repeat', 'dense_size',
-                    'dense_limit', 'diversity_images')
+                    'dense_limit', 'diversity_images', 'easy_classes')
         for name in positive:
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -168,6 +201,11 @@ class CompareSettings:
                 f'--size must be >= 32 and --dense-size >= 64 (layer 4 has '
                 f'stride 32; region statistics need 2 x 2 regions), got '
                 f'{self.size} and {self.dense_size}')
+        for name, choices in (('recipe', RECIPES), ('precision', PRECISIONS)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f'{option_flag(name)} must be one of '
+                                 f'{", ".join(choices)}, got '
+                                 f'{getattr(self, name)!r}')
         for name in ('data', 'pretrain_images', 'dense', 'teacher'):
             path = getattr(self, name)
             if path is not None and not osp.exists(path):
@@ -199,3 +237,49 @@ class CompareSettings:
 def option_flag(name: str) -> str:
     """``--option-name`` of a settings field."""
     return '--' + name.replace('_', '-')
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A protocol of docs/study.md as defaults of ``compare_methods.py``.
+
+    Attributes:
+        description (str): One line for ``--help``.
+        options (dict): Values of the tool's options by their
+            :class:`CompareSettings` name (and ``methods``, ``seeds``,
+            ``threads``); options given on the command line win.
+    """
+
+    description: str
+    options: Dict[str, object]
+
+
+#: Every method, in report order.
+_ALL = list(METHODS)
+#: The protocols of docs/study.md (``--preset``): Tiny ImageNet
+#: (``--data``) and COCO person masks (``--dense``) with the small-image
+#: recipe, the 200-class probes on 10 / 5 images per class (``cpu``) or
+#: 50 / 20 (``gpu``), and 10 classes with all their images (150 / 50) as
+#: the easy split.
+PRESETS: Dict[str, Preset] = {
+    'cpu-tinyin':
+    Preset(
+        'the CPU protocol: 64 px, 2 epochs of 1600 images, batch 32, one '
+        'thread, 3 seeds (about 30 min per trained run on 2 busy cores)',
+        dict(recipe='small-image', size=64, epochs=2, batch_size=32,
+             pretrain_limit=1600, easy_classes=10, probe_train_per_class=10,
+             probe_val_per_class=5, monitor_per_class=50, dense_size=128,
+             diversity_images=32, workers=1, threads=1, seeds=[0, 1, 2],
+             methods=_ALL)),
+    'gpu-tinyin':
+    Preset(
+        'the GPU study: 128 px, 3 epochs of 10000 images, batch 256, bf16, '
+        'channels-last, 14 data workers, 3 seeds (about 10 min on one '
+        'H100, an estimate: docs/study.md)',
+        dict(recipe='small-image', size=128, epochs=3, batch_size=256,
+             pretrain_limit=10000, precision='bf16', channels_last=True,
+             easy_classes=10, probe_train_per_class=50,
+             probe_val_per_class=20, monitor_per_class=50, dense_size=224,
+             diversity_images=64, workers=14, seeds=[0, 1, 2],
+             methods=_ALL)),
+}  # yapf: disable

@@ -13,6 +13,9 @@ between epochs. Both are registered into mmpretrain's registries::
     train_cfg = dict(type='StoppableEpochBasedTrainLoop', max_epochs=100)
     custom_hooks = [dict(type='TrainingClockHook', minutes=30)]
 
+:class:`ChannelsLastHook` puts the model in the channels-last memory
+format before training (``--channels-last``).
+
 It also runs a method's training in this process for the comparison
 (:func:`train`) and reads what a finished run left: its last checkpoint,
 its step times and its kNN curve (:func:`clock_metrics`).
@@ -25,14 +28,15 @@ import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
+import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import EpochBasedTrainLoop, Runner
 from mmpretrain.registry import HOOKS, LOOPS
 
 __all__ = [
-    'CLOCK_FILE', 'StoppableEpochBasedTrainLoop', 'TrainingClockHook',
-    'clock_metrics', 'last_checkpoint', 'train'
+    'CLOCK_FILE', 'ChannelsLastHook', 'StoppableEpochBasedTrainLoop',
+    'TrainingClockHook', 'clock_metrics', 'last_checkpoint', 'train'
 ]
 
 #: What :class:`TrainingClockHook` writes into the work directory.
@@ -54,6 +58,17 @@ class StoppableEpochBasedTrainLoop(EpochBasedTrainLoop):
                 break
         self.runner.call_hook('after_train_epoch')
         self._epoch += 1
+
+
+@HOOKS.register_module()
+class ChannelsLastHook(Hook):
+    """Put the model's weights in the channels-last memory format before
+    training (convolutions then run channels-last: faster with bf16 on
+    recent GPUs)."""
+
+    def before_train(self, runner) -> None:
+        """Convert the model (online, target and teacher)."""
+        runner.model.to(memory_format=torch.channels_last)
 
 
 @HOOKS.register_module()
