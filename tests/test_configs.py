@@ -35,6 +35,11 @@ def load(path, tmp_path):
     'path', CONFIGS, ids=[osp.relpath(p, ROOT) for p in CONFIGS])
 def test_config_builds_model(path, tmp_path):
     cfg = load(path, tmp_path)
+    if cfg.model.backbone.type == 'TIMMBackbone':
+        pytest.importorskip(
+            'timm',
+            reason='timm is not installed (optional extra: pip '
+            'install "ediy_mm[timm]")')
     MessageHub.get_current_instance().update_info('max_iters', 1)
     model = MODELS.build(cfg.model)
     head = getattr(model, 'head')
