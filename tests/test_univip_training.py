@@ -100,7 +100,7 @@ def cpu_cfg(photos_dir, proposals):
 
 def test_every_config_builds():
     configs = sorted(glob.glob(osp.join(ROOT, 'configs/univip/*.py')))
-    assert len(configs) == 4
+    assert len(configs) >= 4
     models = {}  # the ImageNet and COCO configs share one model config
     for path in configs:
         cfg = Config.fromfile(path)
@@ -114,7 +114,7 @@ def test_every_config_builds():
             scene=1., scene_instance=1., instance=1.)
         hooks = [h['type'] for h in cfg.custom_hooks]
         assert hooks[0] == 'MomentumTargetHook', path
-    assert len(models) == 2
+    assert len(models) < len(configs)
 
 
 def test_coco_config_is_orls_recipe():
