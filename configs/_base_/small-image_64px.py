@@ -47,4 +47,12 @@ _crop = dict(
 small_view_pipelines = [[_crop, *small_photometric_1],
                         [_crop, *small_photometric_2]]
 small_lars = dict(type='LARS', lr=1.0, eta=0.02, weight_decay=1e-5)
+# mmpretrain's stock path: the data workers run the whole view pipelines
+# (LoadImageFromFile + MultiView), whatever the base config
+# leaves to the training device; restate it with _delete_=True.
+small_data_preprocessor = dict(
+    type='SelfSupDataPreprocessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    to_rgb=True)
 small_base_batch = 256

@@ -12,6 +12,7 @@ _base_ = [
 
 batch_size = 64
 model = dict(backbone=_base_.small_backbone)
+data_preprocessor = dict(_base_.small_data_preprocessor, _delete_=True)
 train_dataloader = dict(
     batch_size=batch_size,
     dataset=dict(pipeline=[

@@ -15,6 +15,7 @@ model = dict(
         checkpoint='work_dirs/byol_resnet18-cifarstem_tinyin-64px/'
         'epoch_2.pth',
         backbone=_base_.small_backbone))
+data_preprocessor = dict(_base_.small_data_preprocessor, _delete_=True)
 train_dataloader = dict(
     batch_size=batch_size,
     dataset=dict(pipeline=[

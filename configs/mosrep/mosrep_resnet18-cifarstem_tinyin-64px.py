@@ -15,6 +15,7 @@ model = dict(
 small_mocov2_augmentations = [
     t for t in _base_.mocov2_augmentations if t.type != 'GaussianBlur'
 ]
+data_preprocessor = dict(_base_.small_data_preprocessor, _delete_=True)
 train_dataloader = dict(
     batch_size=batch_size,
     dataset=dict(pipeline=[
