@@ -37,6 +37,13 @@ view_pipeline = [
         prob=0.5),
     dict(type='Solarize', thr=128, prob=0.1),
 ]
+# The data workers decode, crop and flip (DecodeMultiView); the colour
+# jitter, grayscale, blur and solarisation run batched on the training
+# device (PhotometricDataPreprocessor), same distributions (README, "Data
+# loading"). mmpretrain's stock CPU pipeline instead:
+#   --cfg-options train_dataloader.dataset.pipeline.0.photometric=cpu
+views = dict(num_views=2, transforms=[view_pipeline])
+data_preprocessor = dict(type='PhotometricDataPreprocessor', **views)
 # `collate_fn` is restated without the `_scope_` tag that mmengine puts on
 # dicts inherited through `mmpretrain::` (the Runner would pass it on).
 train_dataloader = dict(
@@ -51,9 +58,8 @@ train_dataloader = dict(
         data_root=None,  # None: the photos shipped by scikit-image
         repeat=16,
         pipeline=[
-            dict(type='LoadImageFromFile'),
-            dict(type='MultiView', num_views=2, transforms=[view_pipeline]),
-            dict(type='PackInputs')
+            dict(type='DecodeMultiView', **views),
+            dict(type='PackInputs', meta_keys=['photometric'])
         ]))
 
 model = dict(

@@ -14,11 +14,24 @@ custom_imports = dict(imports=['ediy_mm'], allow_failed_imports=False)
 # Workers restart each epoch with seeds drawn from the run's seed and the
 # epoch, so augmentations differ per epoch and a resumed run repeats them
 # exactly (see ediy_mm.datasets.epoch_seeded_worker_init_fn).
+# The data workers decode, crop and flip (DecodeMultiView); BYOL's colour
+# jitter, grayscale, blur and solarisation run batched on the training
+# device (PhotometricDataPreprocessor), same distributions (README, "Data
+# loading"). mmpretrain's stock CPU pipeline instead:
+#   --cfg-options train_dataloader.dataset.pipeline.0.photometric=cpu
+views = dict(
+    num_views=[1, 1],
+    transforms=[_base_.view_pipeline1, _base_.view_pipeline2])
+data_preprocessor = dict(type='PhotometricDataPreprocessor', **views)
 train_dataloader = dict(
     batch_size=128,
     persistent_workers=False,
     worker_init_fn=dict(type='epoch_seeded_worker_init_fn'),
-    collate_fn=dict(_delete_=True, type='default_collate'))
+    collate_fn=dict(_delete_=True, type='default_collate'),
+    dataset=dict(pipeline=[
+        dict(type='DecodeMultiView', **views),
+        dict(type='PackInputs', meta_keys=['photometric'])
+    ]))
 
 model = dict(
     type='EDIY',

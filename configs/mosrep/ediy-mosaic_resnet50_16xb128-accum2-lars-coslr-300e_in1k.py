@@ -21,16 +21,17 @@ local_pipeline = [
         interpolation='bicubic',
         backend='pillow'), *_base_.view_pipeline2[1:]
 ]
+# Decode, crop and flip in the data workers, the other augmentations on the
+# training device (as the base config; stock CPU pipeline:
+# --cfg-options train_dataloader.dataset.pipeline.0.photometric=cpu).
+views = dict(
+    num_views=[1, 1, 4],
+    transforms=[_base_.view_pipeline1, _base_.view_pipeline2, local_pipeline])
+data_preprocessor = dict(**views)
 train_dataloader = dict(
     dataset=dict(pipeline=[
-        dict(type='LoadImageFromFile'),
-        dict(
-            type='MultiView',
-            num_views=[1, 1, 4],
-            transforms=[
-                _base_.view_pipeline1, _base_.view_pipeline2, local_pipeline
-            ]),
-        dict(type='PackInputs')
+        dict(type='DecodeMultiView', **views),
+        dict(type='PackInputs', meta_keys=['photometric'])
     ]))
 
 # TeacherHook checks the teacher and the views (EDIYMosaic.check_views: two

@@ -19,14 +19,16 @@ local_pipeline = [
         interpolation='bicubic',
         backend='pillow'), *_base_.view_pipeline[1:]
 ]
+# Decode, crop and flip in the data workers, the other augmentations on the
+# training device (as the base config; stock CPU pipeline:
+# --cfg-options train_dataloader.dataset.pipeline.0.photometric=cpu).
+views = dict(
+    num_views=[2, 4], transforms=[_base_.view_pipeline, local_pipeline])
+data_preprocessor = dict(**views)
 train_dataloader = dict(
     dataset=dict(pipeline=[
-        dict(type='LoadImageFromFile'),
-        dict(
-            type='MultiView',
-            num_views=[2, 4],
-            transforms=[_base_.view_pipeline, local_pipeline]),
-        dict(type='PackInputs')
+        dict(type='DecodeMultiView', **views),
+        dict(type='PackInputs', meta_keys=['photometric'])
     ]))
 
 custom_hooks = [dict(type='MomentumTargetHook'), *_base_.custom_hooks]

@@ -23,6 +23,15 @@ local_pipeline = [
         interpolation='bicubic',
         backend='pillow'), *_base_.view_pipeline2[1:]
 ]
+# The data workers decode, crop and flip (DecodeMultiView); BYOL's colour
+# jitter, grayscale, blur and solarisation run batched on the training
+# device (PhotometricDataPreprocessor), same distributions (README, "Data
+# loading"). mmpretrain's stock CPU pipeline instead:
+#   --cfg-options train_dataloader.dataset.pipeline.0.photometric=cpu
+views = dict(
+    num_views=[1, 1, 4],
+    transforms=[_base_.view_pipeline1, _base_.view_pipeline2, local_pipeline])
+data_preprocessor = dict(type='PhotometricDataPreprocessor', **views)
 # `collate_fn` is restated without the `_scope_` tag that mmengine puts on
 # dicts inherited through `mmpretrain::`; workers seeded from the run's
 # seed and the epoch (exact --resume).
@@ -31,14 +40,8 @@ train_dataloader = dict(
     worker_init_fn=dict(type='epoch_seeded_worker_init_fn'),
     collate_fn=dict(_delete_=True, type='default_collate'),
     dataset=dict(pipeline=[
-        dict(type='LoadImageFromFile'),
-        dict(
-            type='MultiView',
-            num_views=[1, 1, 4],
-            transforms=[
-                _base_.view_pipeline1, _base_.view_pipeline2, local_pipeline
-            ]),
-        dict(type='PackInputs')
+        dict(type='DecodeMultiView', **views),
+        dict(type='PackInputs', meta_keys=['photometric'])
     ]))
 
 custom_hooks = [

@@ -26,6 +26,8 @@ local_pipeline = [
         crop_ratio_range=(0.1, 0.6),
         backend='pillow'), *_base_.mocov2_augmentations
 ]
+views = dict(num_views=[2, 4], transforms=[global_pipeline, local_pipeline])
+data_preprocessor = dict(**views)
 train_dataloader = dict(
     batch_size=8,
     num_workers=1,
@@ -35,12 +37,8 @@ train_dataloader = dict(
         data_root=None,  # None: the photos shipped by scikit-image
         repeat=16,
         pipeline=[
-            dict(type='LoadImageFromFile'),
-            dict(
-                type='MultiView',
-                num_views=[2, 4],
-                transforms=[global_pipeline, local_pipeline]),
-            dict(type='PackInputs')
+            dict(type='DecodeMultiView', **views),
+            dict(type='PackInputs', meta_keys=['photometric'])
         ]))
 
 # MoCo v2's lr 0.03 (the release: 0.06 at batch 512) kept at batch 8 so

@@ -38,6 +38,13 @@ local_pipeline = [
         crop_ratio_range=(0.1, 0.6),
         backend='pillow'), *mocov2_augmentations
 ]
+# The data workers decode, crop and flip (DecodeMultiView); MoCo v2's
+# colour jitter, grayscale and blur run batched on the training device
+# (PhotometricDataPreprocessor), same distributions (README, "Data
+# loading"). mmpretrain's stock CPU pipeline instead:
+#   --cfg-options train_dataloader.dataset.pipeline.0.photometric=cpu
+views = dict(num_views=[2, 4], transforms=[global_pipeline, local_pipeline])
+data_preprocessor = dict(type='PhotometricDataPreprocessor', **views)
 # `collate_fn` is restated without the `_scope_` tag that mmengine puts on
 # dicts inherited through `mmpretrain::` (the Runner would pass it on).
 # Workers are seeded from the run's seed and the epoch, so that --resume
@@ -48,12 +55,8 @@ train_dataloader = dict(
     worker_init_fn=dict(type='epoch_seeded_worker_init_fn'),
     collate_fn=dict(_delete_=True, type='default_collate'),
     dataset=dict(pipeline=[
-        dict(type='LoadImageFromFile'),
-        dict(
-            type='MultiView',
-            num_views=[2, 4],
-            transforms=[global_pipeline, local_pipeline]),
-        dict(type='PackInputs')
+        dict(type='DecodeMultiView', **views),
+        dict(type='PackInputs', meta_keys=['photometric'])
     ]))
 
 optim_wrapper = dict(optimizer=dict(lr=0.06))

@@ -8,6 +8,7 @@
 _base_ = './univip_resnet50_16xb256-coslr-200e_in1k.py'
 
 num_instances = 2
+data_preprocessor = dict(num_views=[1, 1, num_instances, num_instances])
 train_dataloader = dict(
     batch_size=8,
     num_workers=1,

@@ -22,13 +22,25 @@ univip_views = dict(
     max_tries=20,
     min_size=64,
     max_aspect=3.,
-    max_iou=0.5)
+    max_iou=0.5,
+    photometric='device')
 train_pipeline = [
     dict(type='LoadImageFromFile'), univip_views,
     dict(
         type='PackInputs',
-        algorithm_keys=['univip_scenes', 'univip_boxes', 'univip_source'])
+        algorithm_keys=['univip_scenes', 'univip_boxes', 'univip_source'],
+        meta_keys=['photometric'])
 ]
+# The data workers cut and flip the views; BYOL's colour jitter, grayscale,
+# blur and solarisation run batched on the training device
+# (PhotometricDataPreprocessor: the scenes, then the instances of view 1
+# and of view 2), same distributions (README, "Data loading").
+# mmpretrain's transforms on the CPU instead:
+#   --cfg-options train_dataloader.dataset.pipeline.1.photometric=cpu
+data_preprocessor = dict(
+    type='PhotometricDataPreprocessor',
+    num_views=[1, 1, num_instances, num_instances],
+    transforms=[photometric_1, photometric_2] * 2)
 # `collate_fn` is restated without the `_scope_` tag that mmengine puts on
 # dicts inherited through `mmpretrain::`; workers are seeded per epoch so
 # that --resume draws the same views.

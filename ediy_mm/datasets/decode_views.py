@@ -1,6 +1,8 @@
 """Multi-view loading at the decode limit: decode, crop and flip in the data
 workers; the photometric augmentations go to the training device."""
+import hashlib
 import io
+import json
 import math
 from typing import List, Optional, Sequence, Tuple, TypeVar, Union
 
@@ -18,13 +20,14 @@ from torchvision.transforms.v2 import functional as TF
 
 __all__ = [
     'DecodeMultiView', 'PHOTOMETRIC_KEY', 'draft_scale', 'expand_views',
-    'resized_crop', 'split_view_pipeline'
+    'photometric_fingerprint', 'resized_crop', 'split_view_pipeline'
 ]
 
 #: The results key (packed with ``PackInputs(meta_keys=['photometric'])``)
 #: that says where the photometric augmentations run: ``'cpu'`` (done by
-#: the workers) or ``'device'`` (left to
-#: :class:`~ediy_mm.models.PhotometricDataPreprocessor`).
+#: the workers) or ``'device:<fingerprint>'`` (left to
+#: :class:`~ediy_mm.models.PhotometricDataPreprocessor`, which checks that
+#: its steps are those, see :func:`photometric_fingerprint`).
 PHOTOMETRIC_KEY = 'photometric'
 #: What the workers do on the device path.
 GEOMETRIC = ('RandomResizedCrop', 'RandomFlip')
@@ -95,6 +98,36 @@ def expand_views(num_views: Union[int, Sequence[int]],
         raise ValueError(f'num_views {num_views!r} must give a count >= 1 '
                          f'for each of the {len(pipelines)} pipelines')
     return list(zip(pipelines, counts))
+
+
+def photometric_fingerprint(num_views: Union[int, Sequence[int]],
+                            transforms: Sequence[Sequence[dict]]) -> str:
+    """The mark of views whose photometric steps are left to the training
+    device: ``'device:'`` and a digest of every view's photometric steps,
+    so that the data side and the preprocessor can be checked to agree.
+
+    Args:
+        num_views (int | Sequence[int]): Views made by each pipeline.
+        transforms (Sequence[Sequence[dict]]): The view pipelines.
+
+    Returns:
+        str: ``'device:<12 hex digits>'``.
+    """
+
+    def plain(value):
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items() if k != '_scope_'}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+
+    views = [
+        plain(split_view_pipeline(pipeline)[1])
+        for pipeline, count in expand_views(num_views, transforms)
+        for _ in range(count)
+    ]
+    digest = hashlib.sha1(json.dumps(views, sort_keys=True).encode())
+    return f'device:{digest.hexdigest()[:12]}'
 
 
 def draft_scale(crops: Sequence[Tuple[int, int]],
@@ -196,7 +229,8 @@ class DecodeMultiView(BaseTransform):
     **Required keys:** ``img_path``.
 
     **Added keys:** ``img`` (the list of ``[h, w, 3]`` uint8 BGR views),
-    ``img_shape``, ``ori_shape``, ``photometric`` (the mode, for
+    ``img_shape``, ``ori_shape``, ``photometric`` (``'cpu'``, or
+    :func:`photometric_fingerprint`'s mark: pack it with
     ``PackInputs(meta_keys=['photometric'])``).
 
     Args:
@@ -218,6 +252,8 @@ class DecodeMultiView(BaseTransform):
             raise ValueError("photometric must be 'device' or 'cpu', got "
                              f'{photometric!r}')
         self.photometric = photometric
+        self.mark = 'cpu' if photometric == 'cpu' else photometric_fingerprint(
+            num_views, transforms)
         self.draft = draft
         self.backend_args = backend_args
         if photometric == 'cpu':
@@ -254,7 +290,7 @@ class DecodeMultiView(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         """Load the image and make its views; see the class docstring."""
-        results[PHOTOMETRIC_KEY] = self.photometric
+        results[PHOTOMETRIC_KEY] = self.mark
         if self.photometric == 'cpu':
             return self.stock(results)
         path = results['img_path']

@@ -9,6 +9,8 @@ from mmcv.transforms import BaseTransform, Compose
 from mmpretrain.datasets.transforms import RandomResizedCrop
 from mmpretrain.registry import TRANSFORMS
 
+from .decode_views import (PHOTOMETRIC_KEY, photometric_fingerprint,
+                           split_view_pipeline)
 from .univip_boxes import BoxRules, boxes_inside, intersection, random_boxes
 
 __all__ = ['UniVIPGeometry', 'UniVIPViews']
@@ -71,11 +73,18 @@ class UniVIPViews(BaseTransform):
     instance_1 of view 1, ..., instance_K of view 1, instance_1 of view 2,
     ..., instance_K of view 2]``; ``img_shape``.
 
+    With ``photometric='device'`` the view pipelines' flips run here and
+    their photometric steps are left to :class:`~ediy_mm.models.
+    PhotometricDataPreprocessor` (``num_views=[1, 1, K, K]``,
+    ``transforms`` the two view pipelines twice: scenes, then instances).
+
     **Added keys:** ``univip_scenes`` (``[2, 4]``), ``univip_boxes``
     (``[K, 4]``) float32 in original pixels, in the order of the instance
     views, and ``univip_source`` (see :class:`UniVIPGeometry`): pack them
     with ``PackInputs(algorithm_keys=['univip_scenes', 'univip_boxes',
-    'univip_source'])``.
+    'univip_source'])``; ``photometric`` (``'cpu'`` or the mark of
+    :func:`~ediy_mm.datasets.decode_views.photometric_fingerprint`, for
+    ``PackInputs(meta_keys=['photometric'])``).
 
     Args:
         view_pipelines (Sequence[list[dict]]): Two pipelines of photometric
@@ -97,6 +106,8 @@ class UniVIPViews(BaseTransform):
         interpolation (str): Resize interpolation. Defaults to 'bicubic'.
         backend (str): Resize backend, 'cv2' or 'pillow'. Defaults to
             'pillow' (BYOL's).
+        photometric (str): Where the view pipelines' photometric steps run:
+            ``'cpu'`` (here) or ``'device'``. Defaults to ``'cpu'``.
     """
 
     def __init__(self,
@@ -111,7 +122,8 @@ class UniVIPViews(BaseTransform):
                  max_aspect: float = 3.,
                  max_iou: float = 0.5,
                  interpolation: str = 'bicubic',
-                 backend: str = 'pillow') -> None:
+                 backend: str = 'pillow',
+                 photometric: str = 'cpu') -> None:
         if len(view_pipelines) != 2:
             raise ValueError('UniVIPViews needs view_pipelines for exactly '
                              f'2 views, got {len(view_pipelines)}')
@@ -133,6 +145,16 @@ class UniVIPViews(BaseTransform):
             if int(value) != value or value < 1:
                 raise ValueError(f'{name} must be an integer >= 1, got '
                                  f'{value!r}')
+        if photometric not in ('cpu', 'device'):
+            raise ValueError("photometric must be 'cpu' or 'device', got "
+                             f'{photometric!r}')
+        self.mark = 'cpu'
+        if photometric == 'device':  # the flips only
+            self.mark = photometric_fingerprint(
+                [1, 1, num_instances, num_instances], [*view_pipelines] * 2)
+            view_pipelines = [
+                split_view_pipeline(pipeline)[0] for pipeline in view_pipelines
+            ]
         self.pipelines = [Compose(pipeline) for pipeline in view_pipelines]
         self.num_instances = num_instances
         self.scene_size = scene_size
@@ -224,6 +246,7 @@ class UniVIPViews(BaseTransform):
         results['univip_scenes'] = geometry.scenes.astype(np.float32)
         results['univip_boxes'] = geometry.boxes.astype(np.float32)
         results['univip_source'] = geometry.source
+        results[PHOTOMETRIC_KEY] = self.mark
         return results
 
     def __repr__(self) -> str:
