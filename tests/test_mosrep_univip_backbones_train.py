@@ -5,16 +5,14 @@ dense probe, converters, compare_methods next to a ResNet)."""
 import multiprocessing
 import os.path as osp
 import sys
-from types import SimpleNamespace
 
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.logging import MessageHub, MMLogger
-from mmengine.visualization import Visualizer
 from mmpretrain.registry import HOOKS, MODELS
 from test_compare import SMOKE, labelled  # noqa: F401 (fixture)
-from test_knn_monitor import write_folder
+from test_knn_monitor import fake_runner, write_folder
+from test_univip_training import ITER_CFG as UNIVIP_ITER_CFG
 from test_univip_training import photo_proposals  # noqa: F401 (fixture)
 
 from ediy_mm.analysis import load_backbone
@@ -27,21 +25,10 @@ CONFIGS = dict(
     mosrep_vit='configs/mosrep/mosrep_vit-mini-p16_cpu-64px_photos.py',
     mosrep_convnext='configs/mosrep/mosrep_convnext-mini_cpu-64px_photos.py',
     univip_vit='configs/univip/univip_vit-mini-p16_cpu-64px_photos.py')
-#: Two iterations of two images per process, a checkpoint at the end.
-ITER_CFG = """_base_ = '{base}'
-custom_imports = dict(imports=['ediy_mm', 'rank_dump_hook'],
-                      allow_failed_imports=False)
-train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=2)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.5, by_epoch=False, begin=0, end=2)
-]
-train_dataloader = dict(batch_size=2, num_workers=0)
-default_hooks = dict(
-    logger=dict(interval=1), checkpoint=dict(by_epoch=False, interval=2))
-log_processor = dict(by_epoch=False)
-randomness = dict(seed=0)
-custom_hooks = _base_.custom_hooks + [dict(type='RankDumpHook')]
-"""
+#: Two iterations of two images per process (test_univip_training's run),
+#: a checkpoint after each.
+ITER_CFG = UNIVIP_ITER_CFG + (
+    'train_dataloader = dict(batch_size=2, num_workers=0)\n')
 #: UniVIP on the ConvNeXt of the MosRep config (pooled by the backbone).
 UNIVIP_CONVNEXT = """_base_ = '{base}'
 model = dict(
@@ -222,20 +209,6 @@ def test_dense_probe_on_vit_patch_grids(runs):
     assert result['miou'] > result['baseline_miou']
 
 
-def hook_runner(model, name, save_dir):
-    return SimpleNamespace(
-        model=model,
-        epoch=0,
-        iter=0,
-        max_epochs=1,
-        logger=MMLogger.get_instance(name),
-        message_hub=MessageHub.get_instance(name),
-        visualizer=Visualizer.get_instance(
-            name,
-            vis_backends=[dict(type='LocalVisBackend')],
-            save_dir=str(save_dir)))
-
-
 def test_knn_monitor_on_cls_token_and_patch_grid(runs, tmp_path):
     """The kNN monitor embeds with the online backbone as it trains: the
     cls token of UniVIP's ViT, the averaged patch grid of MosRep's."""
@@ -257,7 +230,8 @@ def test_knn_monitor_on_cls_token_and_patch_grid(runs, tmp_path):
                 batch_size=4,
                 num_workers=0,
                 k=3))
-        runner = hook_runner(model, f'knn_{name}', tmp_path / name)
+        runner = fake_runner(f'knn_{name}', tmp_path / name)
+        runner.model = model
         hook.before_train(runner)
         metrics = hook.evaluate(runner, epoch=1)
         assert 0 <= metrics['knn/top1'] <= metrics['knn/top5'] == 100
