@@ -10,14 +10,14 @@ from typing import Dict, List, Optional, Sequence, TextIO
 import torch
 
 from ..backbones import load_backbone
-from .configs import build_run_config, resolve_methods
+from .configs import build_run_config, find_config, resolve_methods
 from .data import (ComparisonData, compute_pretrain_proposals, prepare_data,
                    proposal_path)
 from .evaluation import Evaluator, random_init_backbone
 from .progress import ProgressMeter
 from .report import (METRICS, report_entry, report_header, report_notes,
                      write_report)
-from .settings import TEACHER_METHOD, CompareSettings, option_flag
+from .settings import RECIPES, TEACHER_METHOD, CompareSettings, option_flag
 from .training import CLOCK_FILE, clock_metrics, last_checkpoint, train
 
 __all__ = ['EVALUATION_FILE', 'compare_methods']
@@ -145,14 +145,18 @@ def compare_methods(settings: CompareSettings,
     if any(resolved[n]['needs_proposals'] for n in order):
         data.proposal_file = compute_pretrain_proposals(
             data, settings, work_dir, progress)
-    configs = [resolved[n]['config'] for n in order if resolved[n]['config']]
+    # the anchor's backbone: the first trained method's, else the recipe's
+    # BYOL's
+    anchor = next(
+        (resolved[n]['config'] for n in order if resolved[n]['config']),
+        find_config(RECIPES[settings.recipe][TEACHER_METHOD]))
     evaluate = Evaluator(settings, data)
     runs: List[dict] = []
     for seed in seeds:
         for name in order:
             runs.append(
                 _run(name, seed, resolved[name], settings, data, work_dir,
-                     configs, evaluate, progress, runs))
+                     anchor, evaluate, progress, runs))
     entries = {n: report_entry(m) for n, m in resolved.items()}
     notes = report_notes(runs, resolved, settings)
     files = write_report(work_dir, runs, entries,
@@ -161,11 +165,11 @@ def compare_methods(settings: CompareSettings,
 
 
 def _run(name: str, seed: int, entry: dict, settings: CompareSettings,
-         data: ComparisonData, work_dir: str, configs: Sequence[str],
-         evaluate: Evaluator, progress: ProgressMeter,
-         earlier: List[dict]) -> dict:
-    """Train (unless done) and evaluate (unless done) one method and seed;
-    return its record."""
+         data: ComparisonData, work_dir: str, anchor: str, evaluate: Evaluator,
+         progress: ProgressMeter, earlier: List[dict]) -> dict:
+    """Train (unless done) and evaluate (unless done) one method and seed
+    (the random-init anchor: the backbone of the config ``anchor``); return
+    its record."""
     run_dir = osp.abspath(osp.join(work_dir, 'runs', name, f'seed{seed}'))
     finished = _finished_record(run_dir, settings)
     if finished:
@@ -189,7 +193,7 @@ def _run(name: str, seed: int, entry: dict, settings: CompareSettings,
     os.makedirs(run_dir, exist_ok=True)
     try:
         if entry['config'] is None:
-            model = random_init_backbone(configs, seed)
+            model = random_init_backbone(anchor, seed)
         else:
             if not osp.exists(osp.join(run_dir, CLOCK_FILE)):
                 cfg = build_run_config(entry['config'], settings, seed,

@@ -1,7 +1,7 @@
 """Evaluation of frozen backbones with the comparison's protocol: kNN and
 linear probes, the dense probe, region diversity and collapse
 indicators."""
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -105,15 +105,11 @@ class Evaluator:
         return metrics, detail
 
 
-def random_init_backbone(configs: Sequence[str],
-                         seed: int) -> FeatureExtractor:
-    """The backbone of the first config, initialised with ``seed``."""
+def random_init_backbone(config: str, seed: int) -> FeatureExtractor:
+    """The backbone of ``config``, initialised with ``seed``."""
     from mmpretrain.registry import MODELS
-    backbone_cfg = dict(
-        Config.fromfile(configs[0]).model.
-        backbone if configs else dict(type='ResNet', depth=18))
     torch.manual_seed(seed)
-    backbone = MODELS.build(backbone_cfg)
+    backbone = MODELS.build(Config.fromfile(config).model.backbone)
     backbone.init_weights()
     # its grid of cells, whatever the backbone (a ViT's patch grid)
     return FeatureExtractor(return_grid(backbone)).eval()
