@@ -381,7 +381,7 @@ def report_header(settings: CompareSettings, data: ComparisonData,
                   seeds: Sequence[int], command: str) -> Dict[str, str]:
     """The report's header rows."""
     versions = environment_versions()
-    budget = f'{settings.epochs} epochs, {settings.recipe} recipe'
+    budget = f'{settings.epochs} epochs'
     if settings.minutes:
         budget += f', at most {settings.minutes:g} wall-clock minutes'
     probe = data.probe
@@ -396,7 +396,8 @@ def report_header(settings: CompareSettings, data: ComparisonData,
         'versions':
         ', '.join(f'{k} {v}' for k, v in versions.items()),
         'budget':
-        f'{budget} per method at {settings.size} px, batch '
+        f'{budget} per method (the named ones in their {settings.recipe} '
+        f'recipe) at {settings.size} px, batch '
         f'{settings.batch_size or "of each config"}, '
         f'{data.pretrain_count} pre-training images x {settings.repeat}, '
         f'{settings.precision}'
