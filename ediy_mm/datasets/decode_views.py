@@ -183,7 +183,7 @@ def resized_crop(image: np.ndarray, box: Tuple[float, float, float, float],
     left, top = math.floor(x1), math.floor(y1)
     region = image[top:min(math.ceil(y2), image.shape[0]),
                    left:min(math.ceil(x2), image.shape[1])]
-    return np.asarray(
+    return np.array(  # a writable copy, as torch wants
         Image.fromarray(region).resize(
             tuple(size[::-1]),
             pillow_interp_codes[interpolation],
