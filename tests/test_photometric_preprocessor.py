@@ -2,6 +2,7 @@
 checkpoint, per-process draws, and training with it under 2-process DDP
 and --resume."""
 import json
+import os.path as osp
 
 import pytest
 import torch
@@ -10,14 +11,14 @@ from mmengine.hub import get_config
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import get_state_dict, load_state_dict
 from mmpretrain.models import SelfSupDataPreprocessor
-from mmpretrain.registry import MODELS
+from mmpretrain.registry import MODELS, TRANSFORMS
 from mmpretrain.structures import DataSample
 
 import ediy_mm  # noqa: F401
 from ediy_mm.datasets.decode_views import photometric_fingerprint
-from ediy_mm.models.utils import process_random
+from ediy_mm.models.utils import PhotometricDataPreprocessor, process_random
 import rank_dump_hook  # noqa: F401 (AugmentSeedDumpHook)
-from helpers import CPU_BYOL, run_dist_train
+from helpers import CPU_BYOL, ROOT, run_dist_train
 
 BYOL = get_config('mmpretrain::byol/byol_resnet50_16xb256-coslr-200e_in1k.py')
 NORM = dict(
@@ -191,3 +192,33 @@ def test_resumed_run_draws_the_same_augmentations(tmp_path, photos_dir):
     assert min(resumed) == len(whole) // 2  # epoch 2 only
     assert all(whole[i] == resumed[i] for i in resumed)
     assert len(set(whole.values())) == len(whole)
+
+
+@pytest.mark.parametrize('config', [
+    'ediy/byol_resnet18_cpu-128px_photos.py',
+    'ediy/ediy_resnet18_cpu-128px_photos.py',
+    'ediy/ediy_resnet50_16xb128-accum2-lars-coslr-300e_in1k.py',
+    'mosrep/mosrep_resnet18_cpu-64px_photos.py',
+    'mosrep/mosrep_resnet50_8xb64-coslr-200e_in1k.py',
+    'mosrep/mosrep-byol_resnet18_cpu-128px_photos.py',
+    'mosrep/ediy-mosaic_resnet18_cpu-128px_photos.py',
+    'univip/univip_resnet18_cpu-64px_photos.py',
+    'univip/univip_resnet50_8xb64-coslr-800e_coco.py'
+])
+def test_paper_and_cpu_configs_use_the_device_path(config):
+    """Their workers leave the photometric steps to the device, mark the
+    samples, and the preprocessor holds exactly those steps; one option
+    gives the stock path back."""
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', config))
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    step = 1 if 'univip' in config else 0
+    views = TRANSFORMS.build(pipeline[step])
+    preprocessor = MODELS.build(cfg.data_preprocessor)
+    assert isinstance(preprocessor, PhotometricDataPreprocessor)
+    assert views.mark.startswith('device:')
+    assert views.mark == preprocessor.mark
+    assert 'photometric' in pipeline[-1].meta_keys
+    cfg.merge_from_dict(
+        {f'train_dataloader.dataset.pipeline.{step}.photometric': 'cpu'})
+    stock = cfg.train_dataloader.dataset.pipeline[step]
+    assert TRANSFORMS.build(stock).mark == 'cpu'
