@@ -91,9 +91,8 @@ BACKBONE = dict(type='ResNet', depth=18, norm_cfg=dict(type='BN'))
 
 
 def build_ediy(region_source='target', teacher=None, **head):
-    """A small E-DIY for direct calls of ``loss()``; the target is moved by
-    the test itself (``momentum_update``), not by MomentumTargetHook."""
-    model = MODELS.build(
+    """A small E-DIY for direct calls of ``loss()``."""
+    return MODELS.build(
         dict(
             type='EDIY',
             backbone=BACKBONE,
@@ -106,8 +105,6 @@ def build_ediy(region_source='target', teacher=None, **head):
             head=dict(type='EDIYHead', predictor=PRED, **head),
             region_source=region_source,
             teacher=teacher))
-    model.momentum_hooked = True
-    return model
 
 
 def views(batch=4, size=64, seed=0):

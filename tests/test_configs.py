@@ -49,7 +49,7 @@ def test_config_builds_model(path, tmp_path):
             head.matches_regions and model.region_source == 'teacher')
         assert not any(p.requires_grad for p in model.target_net.parameters())
         hooks = [h.type for h in cfg.custom_hooks]
-        assert hooks[0] == 'MomentumTargetHook'
+        assert 'MomentumTargetHook' not in hooks  # no longer needed
         assert 'find_unused_parameters' not in cfg.get('model_wrapper_cfg', {})
 
 

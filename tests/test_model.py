@@ -229,14 +229,6 @@ def test_config_errors(tmp_path):
         build_ediy(region_source='teacher', teacher=dict(checkpoint=missing))
 
 
-def test_training_without_momentum_hook_is_refused():
-    model = build_ediy()
-    model.momentum_hooked = False
-    model.train()
-    with pytest.raises(RuntimeError, match='MomentumTargetHook'):
-        model.loss(views(), None)
-
-
 def test_wrong_number_of_views():
     model = build_ediy()
     with pytest.raises(

@@ -249,7 +249,6 @@ def test_mosrep_and_byol_variant_losses_and_errors():
     r18 = TINY_R18
     model = build_mosrep(r18, 64, mosaic=dict(jitter_pixels=10))
     model.init_weights()
-    model.momentum_hooked = True
     inputs = mosaic_inputs()
     queue = model.queue.clone()
     losses = model.loss(inputs, None)
@@ -264,14 +263,11 @@ def test_mosrep_and_byol_variant_losses_and_errors():
     model._enqueue(F.normalize(torch.randn(30, 16), dim=1))
     assert int(model.queue_ptr) == 2
 
-    with pytest.raises(RuntimeError, match='MomentumTargetHook'):
-        build_mosrep(r18, 64).train().loss(inputs, None)
     with pytest.raises(ValueError, match='model.head=None'):
         build_mosrep(r18, 512, head=dict(type='ContrastiveHead'))
     with pytest.raises(ValueError, match='raise model.queue_len'):
         small = build_mosrep(r18, 64, mosaic=dict(jitter_pixels=10))
         small.queue_len = 2
-        small.momentum_hooked = True
         small.loss(inputs, None)
 
     byol = MODELS.build(
@@ -282,7 +278,6 @@ def test_mosrep_and_byol_variant_losses_and_errors():
             predictor=PRED,
             mosaic=dict(jitter_pixels=10)))
     byol.init_weights()
-    byol.momentum_hooked = True
     losses = byol.loss(inputs, None)
     assert set(losses) == {'loss_byol', 'loss_mosaic'}
     sum(losses.values()).backward()
@@ -300,7 +295,6 @@ def test_ediy_mosaic_adds_the_cells_to_byol():
         mosaic=dict(jitter_pixels=10))
     model = MODELS.build(ediy)
     model.init_weights()
-    model.momentum_hooked = True
     inputs = mosaic_inputs()
     losses = model.loss(inputs, None)
     assert set(losses) == {
@@ -325,8 +319,9 @@ def test_every_config_builds_its_model(tmp_path):
         cfg = Config.fromfile(path)
         if cfg.model.get('teacher'):
             cfg.model.teacher.checkpoint = str(teacher)
-        assert cfg.custom_hooks[0].type == 'MomentumTargetHook', path
-        assert 'RandomStateHook' in [h.type for h in cfg.custom_hooks]
+        hooks = [h.type for h in cfg.custom_hooks]
+        assert 'MomentumTargetHook' not in hooks, path  # no longer needed
+        assert 'RandomStateHook' in hooks
         assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook'
         multiview = cfg.train_dataloader.dataset.pipeline[1]
         assert multiview.type == 'MultiView' and multiview.num_views[-1] == 4

@@ -38,7 +38,6 @@ model = dict(
         prefix='backbone.'))
 
 custom_hooks = [
-    dict(type='MomentumTargetHook'),
     dict(type='TeacherHook', probe_size=128),
     dict(type='FiniteLossHook'),
     dict(type='RandomStateHook')

@@ -30,7 +30,6 @@ train_dataloader = dict(
 # TeacherHook checks the teacher and the views (EDIYMosaic.check_views: two
 # global views, then the local crops) before the first iteration.
 custom_hooks = [
-    dict(type='MomentumTargetHook'),
     dict(type='TeacherHook', probe_size=128),
     dict(type='FiniteLossHook'),
     dict(type='RandomStateHook')

@@ -34,11 +34,6 @@ train_dataloader = dict(
         dict(type='PackInputs', meta_keys=['photometric'])
     ]))
 
-# TeacherHook checks the teacher and the views (EDIYMosaic.check_views: two
-# global views, then the local crops) before the first iteration.
-custom_hooks = [
-    dict(type='MomentumTargetHook'),
-    dict(type='TeacherHook'),
-    dict(type='FiniteLossHook'),
-    dict(type='RandomStateHook')
-]
+# The hooks and env_cfg are E-DIY's: TeacherHook checks the teacher and the
+# views (EDIYMosaic.check_views: two global views, then the local crops)
+# before the first iteration.

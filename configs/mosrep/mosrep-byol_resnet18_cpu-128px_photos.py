@@ -30,5 +30,3 @@ train_dataloader = dict(
         dict(type='DecodeMultiView', **views),
         dict(type='PackInputs', meta_keys=['photometric'])
     ]))
-
-custom_hooks = [dict(type='MomentumTargetHook'), *_base_.custom_hooks]

@@ -150,10 +150,9 @@ def build_step_model(cfg: Config,
                      max_iters: int = 10000) -> Tuple[BaseModel, OptimWrapper]:
     """Build, initialise and place a model and its optimizer wrapper.
 
-    The momentum target is marked as moved by the caller (``momentum_hooked
-    = True``: :func:`make_train_step` calls ``momentum_update`` as
-    ``MomentumTargetHook`` would). ``max_iters`` goes to the message hub,
-    where mmpretrain's ``CosineEMA`` reads the schedule length.
+    The schedule length goes to the message hub, where mmpretrain's
+    ``CosineEMA`` reads it, and to the optimizer wrapper, where our momentum
+    targets read it after each optimizer step (as a train loop gives it).
 
     Args:
         cfg (Config): Config with ``model`` and ``optim_wrapper``.
@@ -178,8 +177,6 @@ def build_step_model(cfg: Config,
     torch.manual_seed(seed)
     model = MODELS.build(copy.deepcopy(cfg.model))
     model.init_weights()
-    if hasattr(model, 'momentum_hooked'):
-        model.momentum_hooked = True
     model.to(device)
     if channels_last:
         for module in (model.backbone, model.neck, model.head,
@@ -195,7 +192,9 @@ def build_step_model(cfg: Config,
     optim_cfg = copy.deepcopy(cfg.optim_wrapper)
     if amp_dtype is not None and device.type == 'cuda':
         optim_cfg.update(type='AmpOptimWrapper', dtype=amp_dtype)
-    return model, build_optim_wrapper(model, optim_cfg)
+    optim_wrapper = build_optim_wrapper(model, optim_cfg)
+    optim_wrapper.initialize_count_status(model, 0, hub.get_info('max_iters'))
+    return model, optim_wrapper
 
 
 # ------------------------------------------------------------------- steps
@@ -255,15 +254,13 @@ def make_train_step(model: BaseModel,
                     optim_wrapper: OptimWrapper,
                     batch: dict,
                     amp_dtype: Optional[str] = None,
-                    channels_last: bool = False,
-                    progress: float = 0.5) -> Step:
+                    channels_last: bool = False) -> Step:
     """The Runner's training step of a model, on a batch on its device.
 
     ``BaseModel.train_step`` (data preprocessor, forward, backward,
-    optimizer step), the inputs turned channels-last after the preprocessor
-    when asked, then ``model.momentum_update(progress)`` if the model has
-    one (``MomentumTargetHook``'s work after an optimizer step; mmpretrain's
-    BYOL moves its target inside ``loss``).
+    optimizer step, and our momentum target's move right after it), the
+    inputs turned channels-last after the preprocessor when asked
+    (mmpretrain's BYOL moves its target inside ``loss``).
 
     Args:
         model (BaseModel): A model from :func:`build_step_model`.
@@ -274,14 +271,11 @@ def make_train_step(model: BaseModel,
         amp_dtype (str, optional): Autocast dtype of the forward pass.
             Defaults to None (no autocast).
         channels_last (bool): Inputs in channels-last. Defaults to False.
-        progress (float): Training progress given to ``momentum_update``.
-            Defaults to 0.5.
 
     Returns:
         Step: Runs one training step.
     """
     autocast = _autocast(batch['inputs'][0].device, amp_dtype)
-    momentum_update = getattr(model, 'momentum_update', None)
 
     def step() -> None:
         with optim_wrapper.optim_context(model), autocast():
@@ -289,8 +283,6 @@ def make_train_step(model: BaseModel,
                 *_model_inputs(model, batch, channels_last), mode='loss')
         loss, _ = model.parse_losses(losses)
         optim_wrapper.update_params(loss)
-        if momentum_update is not None:
-            momentum_update(progress)
 
     return step
 

@@ -1,3 +1,4 @@
+from .dataloader_scope import install_dataloader_scope_fix
 from .numpy2_compat import adjust_hue, install_numpy2_compat
 from .random_state import preserved_random_state
 from .safe_checkpoint import (MMENGINE_CHECKPOINT_GLOBALS, NotACheckpointError,
@@ -7,6 +8,6 @@ from .safe_checkpoint import (MMENGINE_CHECKPOINT_GLOBALS, NotACheckpointError,
 __all__ = [
     'MMENGINE_CHECKPOINT_GLOBALS', 'NotACheckpointError',
     'UnsafeCheckpointError', 'adjust_hue', 'check_checkpoint_file',
-    'install_numpy2_compat', 'install_safe_checkpoint_loading',
-    'preserved_random_state'
+    'install_dataloader_scope_fix', 'install_numpy2_compat',
+    'install_safe_checkpoint_loading', 'preserved_random_state'
 ]

@@ -4,9 +4,10 @@ from .knn_monitor_hook import KNNMonitorHook, topk_correct, weighted_knn
 from .momentum_target_hook import MomentumTargetHook
 from .random_state_hook import RandomStateHook
 from .teacher_hook import TeacherHook
+from .tf32_hook import TF32Hook
 
 __all__ = [
     'AtomicCheckpointHook', 'FiniteLossHook', 'KNNMonitorHook',
-    'MomentumTargetHook', 'RandomStateHook', 'TeacherHook', 'topk_correct',
-    'weighted_knn'
+    'MomentumTargetHook', 'RandomStateHook', 'TeacherHook', 'TF32Hook',
+    'topk_correct', 'weighted_knn'
 ]

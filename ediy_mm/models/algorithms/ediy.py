@@ -8,7 +8,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from ..heads.ediy_head import EDIYFeatures, EDIYHead
-from ..utils.momentum_target import MomentumTargetMixin, require_momentum_hook
+from ..utils.momentum_target import MomentumTargetMixin
 from .teacher import FrozenTeacher
 
 __all__ = [
@@ -93,9 +93,9 @@ class EDIY(MomentumTargetMixin, BaseSelfSupervisor):
     teacher.
 
     The momentum target is a :class:`MomentumTarget` (a ``CosineEMA``) of
-    backbone and neck, moved once per optimizer step by
-    :class:`~ediy_mm.engine.MomentumTargetHook` (add it to
-    ``custom_hooks``), whatever ``optim_wrapper.accumulative_counts``. The
+    backbone and neck, moved once per optimizer step
+    (:class:`MomentumTargetMixin`; no hook needed), whatever
+    ``optim_wrapper.accumulative_counts``. The
     online backbone sees the two views one at a time (BN statistics per
     view, as BYOL). Only the projectors that the head's enabled terms use
     are built and run (see :class:`EDIYHead`).
@@ -229,7 +229,6 @@ class EDIY(MomentumTargetMixin, BaseSelfSupervisor):
         Returns:
             dict[str, Tensor]: The weighted loss terms.
         """
-        require_momentum_hook(self)
         self.check_views(inputs)
         return self.head.loss(self.features(inputs))
 

@@ -15,7 +15,7 @@ from mmpretrain.structures import DataSample
 from ..losses.ediy_losses import byol_loss
 from ..losses.mosrep_losses import mosaic_byol_loss, mosrep_contrastive_loss
 from ..utils.backbone_grid import check_patch_fit
-from ..utils.momentum_target import MomentumTargetMixin, require_momentum_hook
+from ..utils.momentum_target import MomentumTargetMixin
 from ..utils.mosaic import Mosaic, MosaicSampler, split_views
 
 __all__ = ['MosaicSelfSupervisor', 'MosRep', 'MosRepBYOL', 'rank_offset']
@@ -52,7 +52,7 @@ def rank_offset(batch_size: int) -> int:
 class MosaicSelfSupervisor(MomentumTargetMixin, BaseSelfSupervisor):
     """What MosRep and its BYOL variant share: the momentum target of
     backbone and neck (:class:`MomentumTargetMixin`, moved once per
-    optimizer step by :class:`~ediy_mm.engine.MomentumTargetHook`), and the
+    optimizer step), and the
     mosaic view
     (:class:`~ediy_mm.models.utils.mosaic.MosaicSampler`) embedded by the
     online backbone, RoIAlign and the neck.
@@ -246,7 +246,6 @@ class MosRep(MosaicSelfSupervisor):
         Returns:
             dict[str, Tensor]: The two loss terms.
         """
-        require_momentum_hook(self)
         (query, key), crops = split_views(inputs)
         batch_size = query.size(0)
         offset = rank_offset(batch_size)
@@ -347,7 +346,6 @@ class MosRepBYOL(MosaicSelfSupervisor):
             dict[str, Tensor]: The two loss terms (``loss_mosaic`` already
             multiplied by ``lambda_mosaic``).
         """
-        require_momentum_hook(self)
         views, crops = split_views(inputs)
         mosaic = self.mosaic(crops)
         pred_1, pred_2 = (self.predictor((self.embed(v), ))[0] for v in views)

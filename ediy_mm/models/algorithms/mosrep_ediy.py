@@ -6,7 +6,6 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from ..losses.mosrep_losses import mosaic_byol_loss
-from ..utils.momentum_target import require_momentum_hook
 from ..utils.mosaic import Mosaic, MosaicSampler, split_views
 from .ediy import EDIY, check_two_views
 
@@ -89,7 +88,6 @@ class EDIYMosaic(EDIY):
             dict[str, Tensor]: E-DIY's weighted terms and ``loss_mosaic``
             (multiplied by ``lambda_mosaic``).
         """
-        require_momentum_hook(self)
         self.check_views(inputs)
         views, crops = split_views(inputs)
         mosaic = self.mosaic(crops)

@@ -7,7 +7,7 @@ from mmpretrain.structures import DataSample
 from torch import Tensor
 
 from ..utils.backbone_grid import check_patch_fit
-from ..utils.momentum_target import MomentumTargetMixin, require_momentum_hook
+from ..utils.momentum_target import MomentumTargetMixin
 
 __all__ = ['UniVIP']
 
@@ -21,9 +21,8 @@ class UniVIP(MomentumTargetMixin, BaseSelfSupervisor):
     BYOL: an online backbone + projector (``neck``) + :class:`UniVIPHead`
     (predictor, scene-instance linear layer, the three losses) and a
     :class:`~ediy_mm.models.utils.MomentumTarget` of backbone and projector,
-    moved once per optimizer step by
-    :class:`~ediy_mm.engine.MomentumTargetHook` (add it to
-    ``custom_hooks``).
+    moved once per optimizer step (:class:`MomentumTargetMixin`; no hook
+    needed).
 
     The inputs come from :class:`~ediy_mm.datasets.UniVIPViews`: the two
     scene views, then the ``K`` instances cut with view 1's augmentations,
@@ -127,7 +126,6 @@ class UniVIP(MomentumTargetMixin, BaseSelfSupervisor):
         Returns:
             dict[str, Tensor]: The weighted loss terms.
         """
-        require_momentum_hook(self)
         scenes, instances = self.split_views(inputs)
         for sample in data_samples or ():
             boxes = sample.get('univip_boxes')

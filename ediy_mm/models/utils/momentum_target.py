@@ -1,14 +1,22 @@
 """The momentum target network of BYOL-style and MoCo-style methods, moved
 once per optimizer step."""
-from math import cos, pi
+import math
+import sys
+import weakref
 from typing import Optional
 
 import torch
+from mmengine.optim import OptimWrapper
 from mmpretrain.models import CosineEMA
 from mmpretrain.registry import MODELS
 from torch import nn
+from torch.optim import Optimizer
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
-__all__ = ['MomentumTarget', 'MomentumTargetMixin', 'require_momentum_hook']
+__all__ = [
+    'MomentumTarget', 'MomentumTargetMixin', 'optimizer_step_progress',
+    'stepping_optim_wrapper'
+]
 
 
 @MODELS.register_module()
@@ -28,8 +36,9 @@ class MomentumTarget(CosineEMA):
     mmpretrain's BYOL, which updates its ``CosineEMA`` on every forward pass
     and so moves the target ``accumulative_counts`` times per optimizer
     step, the schedule is evaluated at the fraction ``k / K`` of training
-    done, which :class:`~ediy_mm.engine.MomentumTargetHook` reads from the
-    Runner's optimizer wrapper after every real optimizer step.
+    done, which :class:`MomentumTargetMixin` reads from the optimizer
+    wrapper after every real optimizer step
+    (:func:`optimizer_step_progress`).
 
     Buffers (BN running statistics) are copied from the online network at
     every step, as ``CosineEMA`` does with ``update_buffers=False``.
@@ -67,7 +76,7 @@ class MomentumTarget(CosineEMA):
         """
         if not 0. <= progress <= 1.:
             raise ValueError(f'progress must be in [0, 1], got {progress}')
-        cosine = (cos(pi * progress) + 1) / 2
+        cosine = (math.cos(math.pi * progress) + 1) / 2
         return self.end_momentum - (self.end_momentum - self.momentum) * cosine
 
     @torch.no_grad()
@@ -103,14 +112,105 @@ class MomentumTarget(CosineEMA):
             source_param, alpha=self._momentum)
 
 
+def stepping_optim_wrapper(optimizer: Optimizer) -> Optional[OptimWrapper]:
+    """The mmengine optimizer wrapper whose ``step()`` is running
+    ``optimizer.step()`` now (call it from a torch optimizer step hook).
+
+    mmengine steps an optimizer only from ``OptimWrapper.step`` (inside
+    ``update_params``, whoever calls it: ``BaseModel.train_step``,
+    ``MMDistributedDataParallel.train_step``, which bypasses the model's own
+    ``train_step``, or a loop of one's own), so that wrapper is on the call
+    stack of the step. It alone knows the gradient accumulation.
+
+    Args:
+        optimizer (Optimizer): The torch optimizer that is stepping.
+
+    Returns:
+        OptimWrapper, optional: The wrapper, or None when ``optimizer`` is
+        stepped by code of one's own (a plain torch loop).
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        owner = frame.f_locals.get('self')
+        if isinstance(owner, OptimWrapper) and owner.optimizer is optimizer:
+            return owner
+        frame = frame.f_back
+    return None
+
+
+def optimizer_step_progress(optim_wrapper: OptimWrapper) -> float:
+    """The fraction ``k / K`` of the optimizer steps done, just after a real
+    step of ``optim_wrapper``.
+
+    With ``A = accumulative_counts``, ``n`` iterations done (the wrapper's
+    ``inner_count``, the one just stepped included) and ``N`` iterations in
+    all (the train loop's ``max_iters``, given to the wrapper by
+    ``initialize_count_status``): ``k = ceil(n / A)`` and ``K = ceil(N /
+    A)``, as mmengine also steps on a shorter last group. So the cosine
+    schedule runs over the whole training whatever ``A``, and a resumed run
+    (the loop restores ``n``) continues it exactly.
+
+    Args:
+        optim_wrapper (OptimWrapper): The wrapper that has just stepped.
+
+    Returns:
+        float: ``k / K``, in ``(0, 1]``.
+
+    Raises:
+        RuntimeError: When no train loop initialised the wrapper's counts.
+    """
+    counts = optim_wrapper._accumulative_counts
+    total = optim_wrapper._max_counts
+    if total < 1:
+        raise RuntimeError(
+            'the momentum target moves by the fraction of optimizer steps '
+            'done, but the optimizer wrapper does not know how many '
+            'iterations the training has: outside an mmengine train loop, '
+            'call optim_wrapper.initialize_count_status(model, 0, max_iters) '
+            'before the first step.')
+    return (math.ceil(optim_wrapper.inner_count / counts) /
+            math.ceil(total / counts))
+
+
+def optimizes(optimizer: Optimizer, module: nn.Module) -> bool:
+    """Whether ``optimizer`` holds any parameter of ``module``."""
+    held = {id(p) for group in optimizer.param_groups for p in group['params']}
+    return any(id(p) in held for p in module.parameters())
+
+
+#: The models whose optimizer steps are watched (weak: a model that is
+#: gone takes its hook away; a deep copy of a model is another model).
+_WATCHED: 'weakref.WeakSet[nn.Module]' = weakref.WeakSet()
+
+
 class MomentumTargetMixin:
     """For algorithms whose momentum target averages their backbone and
-    neck, moved once per optimizer step by
-    :class:`~ediy_mm.engine.MomentumTargetHook`.
+    neck, moved once per real optimizer step, with no hook.
 
     Put it before the mmpretrain base class (``class A(MomentumTargetMixin,
     BaseSelfSupervisor)``) and call :meth:`build_momentum_target` at the end
-    of ``__init__``; ``loss()`` starts with :func:`require_momentum_hook`.
+    of ``__init__``.
+
+    At its first forward pass in training mode the model registers torch's
+    optimizer step post-hook
+    (``torch.optim.optimizer.register_optimizer_step_post_hook``), which
+    runs after every real optimizer step, and only then, whoever takes it:
+    the model's own ``train_step``, ``MMDistributedDataParallel.train_step``
+    (which bypasses the model's), a loop of one's own. No step is taken on
+    the iterations that only accumulate gradients, nor when AMP's loss
+    scaler skips one. After a step of an optimizer that holds the model's
+    online parameters, taken by an mmengine ``OptimWrapper``, the target
+    moves once, by the momentum of step ``k`` of ``K``
+    (:func:`optimizer_step_progress`); this is before the Runner's
+    after-iteration hooks, so a checkpoint holds a target in step with its
+    online weights and ``--resume`` continues exactly. Each model has its
+    own hook (held weakly; removed when the model is collected), so several
+    models can train in one process. A loop stepping a plain torch
+    optimizer calls :meth:`momentum_update` itself.
+
+    Why not in ``train_step``: under DDP mmengine's wrapper runs the data
+    preprocessor, the forward and ``update_params`` itself, and the model's
+    ``train_step`` is never called.
     """
 
     def build_momentum_target(self,
@@ -125,8 +225,6 @@ class MomentumTargetMixin:
         """
         self.target_net = MomentumTarget(
             self._online(), momentum=momentum, end_momentum=end_momentum)
-        #: Set by MomentumTargetHook before training.
-        self.momentum_hooked = False
 
     def _online(self) -> nn.Module:
         """The online modules the target averages."""
@@ -138,32 +236,42 @@ class MomentumTargetMixin:
         super().init_weights()
         self.target_net.sync(self._online())
 
+    def forward(self, *args, **kwargs):
+        """The base class's ``forward``; in training mode, the target first
+        starts following the optimizer steps (once per model)."""
+        if self.training and self not in _WATCHED:
+            _WATCHED.add(self)
+            model = weakref.ref(self)
+
+            def after_step(optimizer: Optimizer, args, kwargs) -> None:
+                alive = model()
+                if alive is not None:
+                    alive.after_optimizer_step(optimizer)
+
+            handle = register_optimizer_step_post_hook(after_step)
+            weakref.finalize(self, handle.remove)
+        return super().forward(*args, **kwargs)
+
+    def after_optimizer_step(self, optimizer: Optimizer) -> None:
+        """Move the target once if ``optimizer`` holds the online parameters
+        and an mmengine optimizer wrapper stepped it (torch's step
+        post-hook).
+
+        Args:
+            optimizer (Optimizer): The optimizer that has just stepped.
+        """
+        if not optimizes(optimizer, self._online()):
+            return
+        optim_wrapper = stepping_optim_wrapper(optimizer)
+        if optim_wrapper is not None:
+            self.momentum_update(optimizer_step_progress(optim_wrapper))
+
     def momentum_update(self, progress: float) -> None:
-        """Move the target once (called by ``MomentumTargetHook`` after each
-        optimizer step).
+        """Move the target once (after each real optimizer step; a loop of
+        one's own with a plain torch optimizer calls it itself).
 
         Args:
             progress (float): Fraction ``k / K`` of the optimizer steps
                 done, in ``[0, 1]``.
         """
         self.target_net.step(self._online(), progress)
-
-
-def require_momentum_hook(model: nn.Module) -> None:
-    """Raise a clear error when ``model`` trains without
-    :class:`~ediy_mm.engine.MomentumTargetHook` moving its target.
-
-    Args:
-        model (nn.Module): An algorithm with a ``momentum_hooked``
-            attribute, set by the hook before training.
-
-    Raises:
-        RuntimeError: In training mode when no hook is attached.
-    """
-    if model.training and not getattr(model, 'momentum_hooked', False):
-        raise RuntimeError(
-            f'{type(model).__name__} trains a momentum target that moves '
-            'once per optimizer step, but no MomentumTargetHook is '
-            "attached: add dict(type='MomentumTargetHook') to custom_hooks "
-            '(outside a Runner, call model.momentum_update(progress) after '
-            'each optimizer step and set model.momentum_hooked = True).')
