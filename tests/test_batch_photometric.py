@@ -111,7 +111,7 @@ def test_blur_is_pillows(photo, sigma):
     assert np.array_equal(bgr(exact.float()), stock)
     err = error(
         bgr(bp.gaussian_blur(batch(photo), torch.tensor([sigma]))), stock)
-    assert err.mean() < 0.3 and err.max() <= 2
+    assert err.mean() < 0.5 and err.max() <= 2
     if sigma >= 1:  # and a blur at all
         assert error(photo, stock).mean() > 10
 

@@ -135,9 +135,9 @@ def grayscale(images: Tensor, weights: Sequence[float]) -> Tensor:
     Returns:
         Tensor: ``[N, 3, H, W]``.
     """
-    w = images.new_tensor(weights) / sum(weights)
-    gray = torch.einsum('nchw,c->nhw', images, w).floor_()
-    return gray.unsqueeze(1).expand_as(images).contiguous()
+    gray = sum(w / sum(weights) * images[:, c:c + 1]
+               for c, w in enumerate(weights)).floor_()
+    return gray.expand_as(images).contiguous()
 
 
 def box_blur_radius(sigma: Tensor, passes: int = 3) -> Tensor:
@@ -167,8 +167,9 @@ def gaussian_blur(images: Tensor, sigma: Tensor) -> Tensor:
     the height (:func:`box_blur_radius`), each with PIL's 24-bit weights,
     edge pixels repeated, rounded to whole numbers.
 
-    Every pass is one depthwise convolution of the whole batch, each
-    image with its own kernel.
+    Every pass is a few shifted multiply-adds over the whole batch, each
+    image with its own weights (element-wise float32: no reduced-precision
+    convolution under autocast or TF32).
 
     Args:
         images (Tensor): ``[N, C, H, W]``.
@@ -177,7 +178,6 @@ def gaussian_blur(images: Tensor, sigma: Tensor) -> Tensor:
     Returns:
         Tensor: ``[N, C, H, W]``.
     """
-    n, c, h, w = images.shape
     radius = box_blur_radius(sigma.cpu())
     whole = radius.int()
     # PIL: ww = 2**24 / (2 r + 1) and fw for the two outer pixels, UINT32
@@ -185,20 +185,21 @@ def gaussian_blur(images: Tensor, sigma: Tensor) -> Tensor:
     outer = torch.floor((2.**24 - (whole * 2 + 1) * inner) / 2)
     half = int(whole.max()) + 1
     taps = torch.arange(-half, half + 1).abs().view(1, -1)
-    kernel = torch.where(
+    weights = torch.where(
         taps <= whole.view(-1, 1), inner.view(-1, 1),
         torch.where(taps == whole.view(-1, 1) + 1, outer.view(-1, 1),
                     0.)) / 2.**24
-    kernel = kernel.repeat_interleave(c, 0).to(images.device, images.dtype)
-    x = images.reshape(1, n * c, h, w)
-    for pad, shape in (((half, half, 0, 0), (n * c, 1, 1, -1)),
-                       ((0, 0, half, half), (n * c, 1, -1, 1))):
+    weights = weights.to(images.device,
+                         images.dtype).T.reshape(-1, len(images), 1, 1, 1)
+    x = images
+    for dim, pad in ((3, (half, half, 0, 0)), (2, (0, 0, half, half))):
         for _ in range(3):
-            x = F.conv2d(
-                F.pad(x, pad, mode='replicate'),
-                kernel.view(shape),
-                groups=n * c).add_(0.5).floor_()
-    return x.view(n, c, h, w)
+            padded = F.pad(x, pad, mode='replicate')
+            x = weights[0] * padded.narrow(dim, 0, x.shape[dim])
+            for tap in range(1, 2 * half + 1):
+                x.addcmul_(weights[tap], padded.narrow(dim, tap, x.shape[dim]))
+            x.add_(0.5).floor_()
+    return x
 
 
 def solarize(images: Tensor, thr: Tensor) -> Tensor:
