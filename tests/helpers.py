@@ -2,10 +2,12 @@
 import importlib.util
 import os
 import os.path as osp
+import signal
 import socket
 import subprocess
 import sys
-from typing import Dict, Optional
+import time
+from typing import Dict, Optional, Sequence
 
 import torch
 from mmengine.logging import MessageHub
@@ -75,6 +77,33 @@ def run_train(config: str, work_dir: str, *options: str, extra=()) -> str:
     if options:
         cmd += ['--cfg-options', *options]
     return run_command(cmd)
+
+
+def train_then_kill(config: str, work_dir: str, options: Sequence[str],
+                    checkpoint: str) -> None:
+    """Start tools/train.py and SIGKILL it, with its whole process group,
+    as soon as its ``last_checkpoint`` names ``checkpoint`` (e.g.
+    ``'iter_4.pth'``): a real kill, mid-run."""
+    cmd = [
+        sys.executable,
+        osp.join(ROOT, 'tools/train.py'), config, '--work-dir', work_dir,
+        '--cfg-options', *options
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if osp.exists(pointer) and open(pointer).read().endswith(checkpoint):
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, 'training ended before the kill'
 
 
 PRED = dict(

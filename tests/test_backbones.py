@@ -11,9 +11,10 @@ from mmengine.logging import MMLogger
 from mmpretrain.models import VisionTransformer
 from mmpretrain.registry import MODELS
 
+from ediy_mm.analysis.grid_mismatch import GRID_OPTIONS, METRICS, _parent
 from ediy_mm.engine import TeacherHook
 from ediy_mm.models import ClsAndMapViT, check_region_grids
-from helpers import BACKBONE, PRED, ROOT
+from helpers import BACKBONE, PRED, ROOT, load_tool
 
 TINY_VIT = dict(
     arch=dict(
@@ -79,7 +80,6 @@ def build(backbone='vit-cls', region_source='target', teacher=None, **kwargs):
         n for n, p in model.named_parameters() if p.requires_grad
     ]
     model.init_weights()
-    model.momentum_hooked = True
     return model
 
 
@@ -256,3 +256,24 @@ def test_full_size_configs(name):
             assert grid == (size // 32, size // 32)
             check_region_grids(grid, online[-1].shape[-2:],
                                cfg.model.region_grid)
+
+
+def test_grid_mismatch_tool(photos_dir, capsys):
+    """tools/analysis_tools/grid_mismatch.py on two photos at 64 px (online
+    4x4, teacher 2x2): the reference agrees with itself, the pooled
+    choices are read back on the online grid as 2x2 blocks."""
+    assert _parent(
+        (4, 4),
+        (2, 2)).tolist() == [0, 0, 1, 1, 0, 0, 1, 1, 2, 2, 3, 3, 2, 2, 3, 3]
+    results = load_tool('tools/analysis_tools/grid_mismatch.py').main([
+        '--depth', '18', '--images', photos_dir, '--limit', '2', '--size', '64'
+    ])
+    assert list(results) == list(GRID_OPTIONS)
+    assert results['same-stride']['riem_agree'] == (1., 0.)
+    assert results['same-stride']['rdem_agree'] == (1., 0.)
+    for values in results.values():
+        assert set(values) == set(METRICS)
+        assert 0 <= values['riem_error_px'][0] <= 64 * 2**0.5
+        for key in ('riem_within_cell', 'riem_agree', 'rdem_agree'):
+            assert 0 <= values[key][0] <= 1
+    assert '| interpolate |' in capsys.readouterr().out

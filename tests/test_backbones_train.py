@@ -2,18 +2,13 @@
 the shipped CPU configs: tools/train.py, two gloo processes through
 tools/dist_train.sh, with a teacher and teacher-free, and a bit-exact
 resume after a SIGKILL."""
-import os
 import os.path as osp
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
 from test_distributed import dist_train
 
-from helpers import ROOT, run_train
+from helpers import ROOT, run_train, train_then_kill
 
 CPU_VIT = osp.join(ROOT, 'configs/ediy/ediy_vit-mini-p16_cpu-128px_photos.py')
 CPU_CONVNEXT = osp.join(ROOT,
@@ -23,7 +18,7 @@ CPU_TIMM = osp.join(
 TEACHER_FREE = ('model.region_source=target', 'model.teacher=None')
 #: Views of 128 x 96 px: a non-square 8 x 6 patch grid for the ViT, and a
 #: 4 x 3 grid for the ResNet-18 teacher, resized by region_grid.
-NON_SQUARE = 'train_dataloader.dataset.pipeline.1.transforms.0.0.scale=' \
+NON_SQUARE = 'train_dataloader.dataset.pipeline.0.transforms.0.0.scale=' \
     '[128,96]'
 
 ITER_CFG = """_base_ = '{base}'
@@ -68,26 +63,7 @@ def test_vit_with_teacher_resumes_bit_exactly_after_a_kill(
     assert 'TeacherHook: teacher' in out
     losses_logged(out)
 
-    cmd = [
-        sys.executable,
-        osp.join(ROOT, 'tools/train.py'),
-        str(config), '--work-dir', run_b, '--cfg-options', *opts
-    ]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True)
-    pointer = osp.join(run_b, 'last_checkpoint')
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if osp.exists(pointer) and open(pointer).read().endswith('iter_2.pth'):
-            break
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    train_then_kill(str(config), run_b, opts, 'iter_2.pth')
     assert not osp.exists(osp.join(run_b, 'iter_4.pth'))
 
     out = run_train(str(config), run_b, *opts, extra=['--resume'])

@@ -11,9 +11,9 @@ from ediy_mm.models.losses import (byol_loss, match_regions, matched_cosine,
 
 # (H1, W1), (H2, W2) of the two views; D differs from every map size. The
 # last two are ViT/16 patch grids of non-square views: 96 x 64 px for both
-# views, and 192 x 128 against 128 x 192.
+# views, and 128 x 96 against 96 x 128.
 VIEW_SHAPES = [((3, 5), (7, 7)), ((7, 7), (1, 4)), ((1, 4), (3, 5)),
-               ((6, 4), (6, 4)), ((12, 8), (8, 12))]
+               ((6, 4), (6, 4)), ((8, 6), (6, 8))]
 DIM = 6
 
 

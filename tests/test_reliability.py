@@ -2,10 +2,8 @@
 import os
 import os.path as osp
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from functools import partial
 from types import SimpleNamespace
 
@@ -20,7 +18,7 @@ from mmpretrain.registry import DATASETS
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ediy_mm.datasets import CorruptImageError, epoch_seeded_worker_init_fn
-from helpers import CPU_EDIY, ROOT, run_train
+from helpers import CPU_EDIY, ROOT, run_train, train_then_kill
 
 ITER_CFG = """_base_ = '{base}'
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters={iters})
@@ -66,27 +64,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, photos_dir,
                    byol_teacher) + ['model.head.rdem_negative=instance']
     run_a, run_b = str(tmp_path / 'a'), str(tmp_path / 'b')
     run_train(config, run_a, *opts)
-
-    cmd = [
-        sys.executable,
-        osp.join(ROOT, 'tools/train.py'), config, '--work-dir', run_b,
-        '--cfg-options', *opts
-    ]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True)
-    pointer = osp.join(run_b, 'last_checkpoint')
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if osp.exists(pointer) and open(pointer).read().endswith('iter_4.pth'):
-            break
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)  # a real kill, mid-run
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    train_then_kill(config, run_b, opts, 'iter_4.pth')  # a real kill
     assert not osp.exists(osp.join(run_b, 'iter_8.pth'))
 
     out = run_train(config, run_b, *opts, extra=['--resume'])

@@ -4,8 +4,10 @@ whose local branch embeds every patch (E-DIY on ViT)."""
 from typing import Tuple
 
 import torch
-from mmpretrain.models import MoCoV3ViT, VisionTransformer
+from mmpretrain.models import VisionTransformer
 from mmpretrain.registry import MODELS
+
+from .mocov3_vit import FixedPosMoCoV3ViT
 
 __all__ = ['ClsAndMapViT', 'ClsAndMapMoCoV3ViT']
 
@@ -55,22 +57,9 @@ class ClsAndMapViT(_ClsAndMapMixin, VisionTransformer):
 
 
 @MODELS.register_module()
-class ClsAndMapMoCoV3ViT(_ClsAndMapMixin, MoCoV3ViT):
+class ClsAndMapMoCoV3ViT(_ClsAndMapMixin, FixedPosMoCoV3ViT):
     """mmpretrain's ``MoCoV3ViT`` (fixed 2-D sin-cos position embedding,
+    frozen from construction on as :class:`FixedPosMoCoV3ViT` does;
     optional stop-gradient patch projection) returning ``(cls token, patch
     grid)`` per output index; takes its arguments (``out_type`` must stay
-    ``'featmap'``).
-
-    The position embedding is frozen from construction on, not only by
-    ``init_weights()``: mmengine's Runner wraps the model in DDP before it
-    initialises the weights, and DDP would otherwise wait for a gradient
-    that never comes (mmpretrain's MoCo v3 configs set
-    ``find_unused_parameters=True`` instead).
-    """
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        init_cfg = self.init_cfg
-        if not (isinstance(init_cfg, dict)
-                and init_cfg.get('type') == 'Pretrained'):
-            self.pos_embed.requires_grad = False
+    ``'featmap'``)."""
