@@ -8,6 +8,7 @@ import gc
 import glob
 import math
 import os.path as osp
+from unittest.mock import patch
 
 import pytest
 import torch
@@ -186,9 +187,16 @@ def test_only_the_target_of_the_stepped_model_moves():
         moved, (1 - m_1) * target + m_1 * online, rtol=0, atol=1e-6)
 
     optimizer = torch.optim.SGD(second.parameters(), lr=0.1)
-    sum(second(views(batch=2), None, mode='loss').values()).backward()
-    optimizer.step()
+    warnings = []
+    for _ in range(2):
+        sum(second(views(batch=2), None, mode='loss').values()).backward()
+        with patch('ediy_mm.models.utils.momentum_target.print_log') as log:
+            optimizer.step()
+        warnings += [call.args[0] for call in log.call_args_list]
     assert int(second.target_net.steps) == 1 + 1
+    # said once, with what to do
+    assert len(warnings) == 1 and 'did not move' in warnings[0]
+    assert 'momentum_update(progress)' in warnings[0]
 
 
 def test_a_wrapper_no_train_loop_initialised_is_named():

@@ -116,6 +116,10 @@ def test_wrong_stride_and_padded_mosaics_fail_clearly():
         sampler = MosaicSampler(spatial_scale=1 / 32)
         big = assemble_mosaic(torch.randn(1, 4, 3, side, side))
         assert sampler.cell_features(resnet, big).shape == (4, 64, 7, 7)
+    # one cell per side fits every stride: 1/16 would pool at twice the scale
+    tiny = assemble_mosaic(torch.randn(2, 4, 3, 16, 16))  # 32 px: a 1x1 map
+    with pytest.raises(ValueError, match='1x1 grid.*at least 2 cells'):
+        MosaicSampler(spatial_scale=1 / 16).cell_features(resnet, tiny)
     assert patch_size(resnet) is None and patch_size(vit) == (16, 16)
     check_patch_fit(resnet, torch.zeros(1, 3, 33, 35), 'any size')
 

@@ -1,11 +1,13 @@
 """The momentum target network of BYOL-style and MoCo-style methods, moved
 once per optimizer step."""
+import logging
 import math
 import sys
 import weakref
 from typing import Optional
 
 import torch
+from mmengine.logging import print_log
 from mmengine.optim import OptimWrapper
 from mmpretrain.models import CosineEMA
 from mmpretrain.registry import MODELS
@@ -265,6 +267,17 @@ class MomentumTargetMixin:
         optim_wrapper = stepping_optim_wrapper(optimizer)
         if optim_wrapper is not None:
             self.momentum_update(optimizer_step_progress(optim_wrapper))
+        elif not getattr(self, '_warned_unwrapped_step', False):
+            self._warned_unwrapped_step = True
+            print_log(
+                f'{type(self).__name__}: an optimizer holding the online '
+                'parameters stepped outside an mmengine OptimWrapper '
+                f'({type(optimizer).__name__} stepped by code of its own, or '
+                'another wrapper class), so the momentum target did not '
+                'move: such a loop calls model.momentum_update(progress) '
+                'after each optimizer step itself.',
+                logger='current',
+                level=logging.WARNING)
 
     def momentum_update(self, progress: float) -> None:
         """Move the target once (after each real optimizer step; a loop of

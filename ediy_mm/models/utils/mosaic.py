@@ -333,10 +333,20 @@ class MosaicSampler:
             images (Tensor): The images they come from, ``[B, 3, H, W]``.
 
         Raises:
-            ValueError: Naming the sizes, the stride they imply and the key.
+            ValueError: Naming the sizes, the stride they imply and the key;
+                or when the grid has fewer than 2 cells per side, where no
+                stride can be told.
         """
         stride = 1 / self.spatial_scale
         (height, width), (rows, cols) = images.shape[-2:], maps.shape[-2:]
+        if min(rows, cols) < 2:
+            # One cell per side fits every stride from the mosaic's side up:
+            # neither the stride nor the cells' positions can be told.
+            raise ValueError(
+                f'the backbone maps the {width}x{height} px mosaics to a '
+                f'{cols}x{rows} grid: a mosaic needs at least 2 cells of the '
+                'map per side for its cells to be pooled apart (make the '
+                'mosaic at least twice the stride of the map)')
         if abs(height / stride - rows) >= 1 or abs(width / stride - cols) >= 1:
             raise ValueError(
                 f'the backbone maps the {width}x{height} px mosaics to a '
