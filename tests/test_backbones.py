@@ -162,6 +162,18 @@ def test_grid_mismatch_fails_before_the_first_iteration(teacher_ckpt):
         assert option in message
     with pytest.raises(ValueError, match=r'\(4, 4\) grid .* \(8, 8\) grid'):
         model.loss(views(128, 128), None)  # the same error without the hook
+    # region_grid='pool' needs whole blocks: at 112 px the online grid is
+    # 7x7, the teacher's 4x4 (7 cells do not split into 4 equal blocks)
+    model = build(
+        teacher=r18_teacher(teacher_ckpt),
+        region_source='teacher',
+        region_grid='pool')
+    pooled = r"online \(7, 7\) grid .* teacher \(4, 4\) grid .* " \
+        "region_grid='interpolate'"
+    with pytest.raises(ValueError, match=pooled):
+        TeacherHook().before_train(fake_runner(model, 112))
+    with pytest.raises(ValueError, match=pooled):
+        model.loss(views(112, 112), None)
 
 
 @pytest.mark.parametrize('region_grid,local', [('interpolate', (8, 6)),
@@ -200,8 +212,16 @@ def test_check_region_grids():
     check_region_grids((7, 7), (14, 14), 'interpolate')
     check_region_grids((7, 7), (14, 14), 'pool')
     check_region_grids((14, 14), (7, 7), 'interpolate')
-    with pytest.raises(ValueError, match='finer'):
-        check_region_grids((14, 14), (7, 7), 'pool')
+    check_region_grids((7, 4), (14, 12), 'pool')
+    for teacher, online in (((14, 14), (7, 7)), ((4, 4), (14, 14)),
+                            ((7, 5), (14, 14))):
+        with pytest.raises(ValueError, match='multiple of the teacher'):
+            check_region_grids(teacher, online, 'pool')
+    neck = MODELS.build(
+        dict(type='EDIYNeck', in_channels=8, hid_channels=8, out_channels=4))
+    grid = torch.zeros(1, 8, 14, 14)
+    with pytest.raises(ValueError, match=r'\(4, 4\) does not split'):
+        neck((grid, ), with_global=False, local_grid=(4, 4))
     with pytest.raises(ValueError, match=r'\(7, 7\) grid .* \(14, 14\)'):
         check_region_grids((7, 7), (14, 14), None)
     with pytest.raises(ValueError, match='region_grid must be one of'):

@@ -41,13 +41,15 @@ def check_region_grids(teacher: Sequence[int], online: Sequence[int],
     if teacher == online or region_grid == 'interpolate':
         return
     if region_grid == 'pool':
-        if teacher[0] <= online[0] and teacher[1] <= online[1]:
+        if all(o % t == 0 for t, o in zip(teacher, online)):
             return
         raise ValueError(
             f"model.region_grid='pool' averages the online {online} grid "
-            f'down to the teacher {teacher} grid, which is finer; use '
-            "model.region_grid='interpolate' or a teacher of the online "
-            'stride.')
+            f'down to the teacher {teacher} grid in blocks of whole cells, '
+            'so each side of the online grid must be a multiple of the '
+            "teacher's (a finer teacher, or overlapping unequal blocks "
+            "otherwise); use model.region_grid='interpolate' or a teacher "
+            'of the online stride.')
     raise ValueError(
         f'the teacher map is a {teacher} grid but the online map is a '
         f'{online} grid: E-DIY matches regions cell by cell. Choose one: '
@@ -123,9 +125,11 @@ class EDIY(MomentumTargetMixin, BaseSelfSupervisor):
             bilinearly to the online grid (the regions are the online
             cells); ``'pool'`` average-pools the online and target maps to
             the teacher's grid before the local projector (the regions are
-            the teacher's cells). ``None`` (default) refuses different grids
-            with an error naming both (:func:`check_region_grids`). Equal
-            grids are used as they are whatever the value.
+            the teacher's cells, each a block of whole online cells: every
+            online side must be a multiple of the teacher's). ``None``
+            (default) refuses different grids with an error naming both
+            (:func:`check_region_grids`). Equal grids are used as they are
+            whatever the value.
         teacher (dict, optional): :class:`FrozenTeacher` arguments
             (``checkpoint``, ``backbone``, ``prefix``, ``dtype``,
             ``channels_last``); needed when ``region_source='teacher'``.
@@ -253,6 +257,9 @@ class EDIY(MomentumTargetMixin, BaseSelfSupervisor):
         online_maps, online_global, online_local = [], [], []
         for img in inputs:
             feats = self.backbone(img)
+            if local_grid is not None:  # before the neck pools the map
+                check_region_grids(local_grid, feats[-1].shape[-2:],
+                                   self.region_grid)
             glob, local = self.neck(
                 feats,
                 with_global=head.uses_online_global,

@@ -1,4 +1,4 @@
-from typing import List, Optional, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -103,7 +103,8 @@ class EDIYNeck(BaseModule):
             with_local (bool): Whether to run the local projector.
             local_grid (tuple[int], optional): ``(h, w)``: the local
                 projector embeds the map average-pooled to this grid (each
-                region is then a block of cells); ``None``: every cell.
+                region is then a block of cells: ``H`` and ``W`` must be
+                multiples of ``h`` and ``w``); ``None``: every cell.
 
         Returns:
             tuple: The global embedding ``[B, D]`` and the local map
@@ -116,7 +117,7 @@ class EDIYNeck(BaseModule):
         local_map = None
         if with_local:
             if local_grid is not None:
-                x = F.adaptive_avg_pool2d(x, tuple(local_grid))
+                x = F.adaptive_avg_pool2d(x, _block_grid(x, local_grid))
             local_map = project_regions(
                 _built(self.local_projector, 'local'), x)
         return global_embedding, local_map
@@ -134,6 +135,18 @@ class EDIYNeck(BaseModule):
                 "type='ClsAndMapViT' (or 'ClsAndMapMoCoV3ViT'), or "
                 "global_input='map'.")
         return inputs[-2]
+
+
+def _block_grid(x: torch.Tensor, grid: Sequence[int]) -> Tuple[int, int]:
+    """``grid`` as a tuple, checked to split the map ``x`` ``[B, C, H, W]``
+    into equal blocks of whole cells."""
+    grid, size = tuple(grid), tuple(x.shape[-2:])
+    if any(s % g for s, g in zip(size, grid)):
+        raise ValueError(
+            f'EDIYNeck local_grid {grid} does not split the {size} map into '
+            'blocks of whole cells: each side of the map must be a multiple '
+            "of the grid's.")
+    return grid
 
 
 def _built(projector: Optional[torch.nn.Module], name: str) -> torch.nn.Module:
