@@ -1,4 +1,5 @@
 """Plain helpers shared by the tests."""
+import glob
 import importlib.util
 import os
 import os.path as osp
@@ -18,6 +19,12 @@ import ediy_mm  # noqa: F401
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CPU_BYOL = osp.join(ROOT, 'configs/ediy/byol_resnet18_cpu-128px_photos.py')
 CPU_EDIY = osp.join(ROOT, 'configs/ediy/ediy_resnet18_cpu-128px_photos.py')
+#: The methods' pre-training configs for the papers' datasets (ImageNet-1K,
+#: COCO), every backbone, found by name so that a new one cannot be missed.
+PAPER_CONFIGS = sorted(
+    path for method in ('ediy', 'mosrep', 'univip')
+    for path in glob.glob(osp.join(ROOT, 'configs', method, '*.py'))
+    if path.endswith(('_in1k.py', '_coco.py')))
 
 
 def load_tool(relpath: str):

@@ -10,16 +10,14 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch.utils.data import TensorDataset
 
-from helpers import ROOT
+from helpers import PAPER_CONFIGS, ROOT
 
-#: The papers' pre-training configs for GPUs: ResNet-50 on ImageNet and
-#: COCO, ablations and schedules included (the CPU and small-image configs
-#: are left as they are).
+#: The pre-training configs for GPUs: ImageNet and COCO, every backbone,
+#: ablations and schedules included (the CPU and small-image configs are
+#: left as they are).
 GPU_PRETRAIN = sorted(
-    path for method in ('ediy', 'mosrep', 'univip') for path in glob.glob(
-        osp.join(ROOT, 'configs', method, '**', '*.py'), recursive=True)
-    if '/ablations/' in path or ('resnet50' in osp.basename(path)
-                                 and path.endswith(('_in1k.py', '_coco.py'))))
+    PAPER_CONFIGS +
+    glob.glob(osp.join(ROOT, 'configs', '*', 'ablations', '*.py')))
 
 
 def test_the_paper_configs_are_all_listed():
@@ -30,7 +28,12 @@ def test_the_paper_configs_are_all_listed():
         'ediy_resnet50_16xb128-accum2-lars-coslr-1000e_in1k.py',
         'mosrep_resnet50_8xb64-coslr-200e_in1k.py',
         'univip_resnet50_16xb256-coslr-200e_in1k.py',
-        'univip_resnet50_8xb64-coslr-800e_coco.py'
+        'univip_resnet50_8xb64-coslr-800e_coco.py',
+        'ediy_vit-small-p16_16xb256-amp-coslr-300e_in1k.py',
+        'ediy_swin-tiny_16xb256-amp-coslr-300e_in1k.py',
+        'ediy_convnext-tiny_16xb256-amp-coslr-300e_in1k.py',
+        'mosrep_vit-small-p16_8xb64-amp-coslr-200e_in1k.py',
+        'univip_vit-small-p16_16xb256-amp-coslr-300e_in1k.py'
     } <= names
     assert any('ablations' in p for p in GPU_PRETRAIN)
 

@@ -19,10 +19,23 @@ custom_imports = dict(imports=['ediy_mm'], allow_failed_imports=False)
 # The collate function restated without the `_scope_` tag of dicts
 # inherited through `mmpretrain::`; per-epoch worker seeds for exact resume
 # (see ediy_mm.datasets.epoch_seeded_worker_init_fn).
+# The data workers decode, crop and flip (DecodeMultiView); MoCo v3's colour
+# jitter, grayscale, blur and solarisation run batched on the training
+# device (PhotometricDataPreprocessor), same distributions (README, "Data
+# loading"). mmpretrain's stock CPU pipeline instead:
+#   --cfg-options train_dataloader.dataset.pipeline.0.photometric=cpu
+views = dict(
+    num_views=[1, 1],
+    transforms=[_base_.view_pipeline1, _base_.view_pipeline2])
+data_preprocessor = dict(type='PhotometricDataPreprocessor', **views)
 train_dataloader = dict(
     persistent_workers=False,
     worker_init_fn=dict(type='epoch_seeded_worker_init_fn'),
-    collate_fn=dict(_delete_=True, type='default_collate'))
+    collate_fn=dict(_delete_=True, type='default_collate'),
+    dataset=dict(pipeline=[
+        dict(type='DecodeMultiView', **views),
+        dict(type='PackInputs', meta_keys=['photometric'])
+    ]))
 
 model = dict(
     type='EDIY',
@@ -69,8 +82,14 @@ find_unused_parameters = False
 # Fail fast on a bad teacher, a grid mismatch or a non-finite loss; resume
 # exactly; save safely.
 custom_hooks = [
+    dict(type='TF32Hook'),
     dict(type='TeacherHook'),
     dict(type='FiniteLossHook'),
     dict(type='RandomStateHook')
 ]
 default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
+
+# Fixed-size inputs: cuDNN times its algorithms once and keeps the fastest
+# (the patch projection and the teacher's convolutions); TF32Hook runs the
+# float32 matmuls outside autocast in TF32 (README, "GPU speed switches").
+env_cfg = dict(cudnn_benchmark=True)
