@@ -4,7 +4,10 @@
 # accumulation x2 = BYOL's batch of 4096, lr 3.2, weight decay 1.5e-6 (bias
 # and BN excluded from decay and LARS adaptation), 10 warm-up epochs then
 # cosine, tau_base 0.996. The teacher is a frozen BYOL ResNet-50.
-_base_ = 'mmpretrain::byol/byol_resnet50_16xb256-coslr-200e_in1k.py'
+_base_ = [
+    'mmpretrain::byol/byol_resnet50_16xb256-coslr-200e_in1k.py',
+    '../_base_/ediy.py'
+]
 
 custom_imports = dict(imports=['ediy_mm'], allow_failed_imports=False)
 
@@ -36,30 +39,8 @@ train_dataloader = dict(
 model = dict(
     type='EDIY',
     base_momentum=0.004,  # 1 - tau_base, tau_base = 0.996
-    neck=dict(
-        _delete_=True,
-        type='EDIYNeck',
-        in_channels=2048,
-        hid_channels=4096,
-        out_channels=256,
-        with_bias=True,
-        with_last_bn=False),
-    head=dict(
-        _delete_=True,
-        type='EDIYHead',
-        predictor=dict(
-            type='NonLinearNeck',
-            in_channels=256,
-            hid_channels=4096,
-            out_channels=256,
-            num_layers=2,
-            with_bias=True,
-            with_last_bn=False,
-            with_avg_pool=False),
-        lambda_rdem=1.0,  # lambda_1 of eq. 3
-        lambda_riem=1.0,  # lambda_2
-        lambda_byol=1.0,  # lambda_3
-        rdem_negative='region'),
+    neck=dict(_base_.ediy_neck, _delete_=True, in_channels=2048),
+    head=dict(_base_.ediy_head, _delete_=True),
     # Who chooses the regions of eq. 4 and eq. 6: 'teacher' (the paper),
     # 'target' (teacher-free, ours) or 'random' (Table 1, "R").
     region_source='teacher',

@@ -12,7 +12,10 @@
 # The teacher is the paper's frozen BYOL ResNet-50, whose last map is 7x7
 # at 224 px: region_grid='interpolate' resizes it to the 14x14 patch grid
 # (README, "Backbones": the reading and its measurement).
-_base_ = 'mmpretrain::mocov3/mocov3_vit-small-p16_16xb256-amp-coslr-300e_in1k.py'  # noqa: E501
+_base_ = [
+    'mmpretrain::mocov3/mocov3_vit-small-p16_16xb256-amp-coslr-300e_in1k.py',
+    '../_base_/ediy.py'
+]
 
 custom_imports = dict(imports=['ediy_mm'], allow_failed_imports=False)
 
@@ -43,30 +46,11 @@ model = dict(
     # projection) that also returns its cls token
     backbone=dict(type='ClsAndMapMoCoV3ViT'),
     neck=dict(
+        _base_.ediy_neck,
         _delete_=True,
-        type='EDIYNeck',
         in_channels=384,
-        hid_channels=4096,
-        out_channels=256,
-        with_bias=True,
-        with_last_bn=False,
         global_input='cls_token'),
-    head=dict(
-        _delete_=True,
-        type='EDIYHead',
-        predictor=dict(
-            type='NonLinearNeck',
-            in_channels=256,
-            hid_channels=4096,
-            out_channels=256,
-            num_layers=2,
-            with_bias=True,
-            with_last_bn=False,
-            with_avg_pool=False),
-        lambda_rdem=1.0,
-        lambda_riem=1.0,
-        lambda_byol=1.0,
-        rdem_negative='region'),
+    head=dict(_base_.ediy_head, _delete_=True),
     region_source='teacher',
     region_grid='interpolate',
     # a BYOL ResNet-50: --cfg-options model.teacher.checkpoint=PATH
