@@ -168,7 +168,7 @@ def test_grid_mismatch_fails_before_the_first_iteration(teacher_ckpt):
         teacher=r18_teacher(teacher_ckpt),
         region_source='teacher',
         region_grid='pool')
-    pooled = r"online \(7, 7\) grid .* teacher \(4, 4\) grid .* " \
+    pooled = r"online \(7, 7\) grid .* teacher \(4, 4\) grid .*" \
         "region_grid='interpolate'"
     with pytest.raises(ValueError, match=pooled):
         TeacherHook().before_train(fake_runner(model, 112))
