@@ -94,6 +94,23 @@ def test_larc_is_apex_larc_around_sgd(clip, weight_decay):
         LARC([weight], lr=0.1, trust_coefficient=0)
 
 
+def test_step_hooks_run_once_per_larc_step():
+    """Once an SGD exists torch wraps SGD.step with the hook caller too;
+    LARC's inner SGD step must not call the hooks a second time."""
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.)
+    param = torch.nn.Parameter(torch.ones(3))
+    optimizer = LARC([param], lr=0.1, trust_coefficient=0.001, clip=False)
+    calls = []
+    hook = register_optimizer_step_post_hook(lambda *_: calls.append(1))
+    try:
+        for _ in range(2):
+            param.grad = torch.ones(3)
+            optimizer.step()
+    finally:
+        hook.remove()
+    assert len(calls) == 2
+
+
 def test_config_is_the_releases_protocol():
     cfg = Config.fromfile(MOSREP_LINEAR)
     optimizer = cfg.optim_wrapper.optimizer

@@ -165,15 +165,16 @@ def build_step_model(cfg: Config,
             teacher backbones. Defaults to False.
         amp_dtype (str, optional): ``'bfloat16'`` or ``'float16'``: on CUDA,
             an ``AmpOptimWrapper`` of that dtype. Defaults to None.
-        max_iters (int): Schedule length given to the message hub when it
-            has none. Defaults to 10000.
+        max_iters (int): Schedule length given to the message hub and the
+            optimizer wrapper (more than the steps the benchmark takes).
+            Defaults to 10000.
 
     Returns:
         tuple: The model (train mode) and its optimizer wrapper.
     """
-    hub = MessageHub.get_current_instance()
-    if hub.get_info('max_iters') is None:
-        hub.update_info('max_iters', max_iters)
+    # A benchmark has no train loop: its own schedule length, whatever an
+    # earlier run in this process left in the hub.
+    MessageHub.get_current_instance().update_info('max_iters', max_iters)
     torch.manual_seed(seed)
     model = MODELS.build(copy.deepcopy(cfg.model))
     model.init_weights()
@@ -193,7 +194,7 @@ def build_step_model(cfg: Config,
     if amp_dtype is not None and device.type == 'cuda':
         optim_cfg.update(type='AmpOptimWrapper', dtype=amp_dtype)
     optim_wrapper = build_optim_wrapper(model, optim_cfg)
-    optim_wrapper.initialize_count_status(model, 0, hub.get_info('max_iters'))
+    optim_wrapper.initialize_count_status(model, 0, max_iters)
     return model, optim_wrapper
 
 

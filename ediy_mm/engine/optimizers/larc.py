@@ -52,6 +52,21 @@ def larc_gradient(param: Tensor, grad: Tensor, lr: float, weight_decay: float,
     return torch.where((param_norm != 0) & (grad_norm != 0), scaled, grad)
 
 
+def _sgd_step_without_hooks(optimizer: torch.optim.SGD) -> None:
+    """SGD's own step, without the optimizer step hooks.
+
+    Once any ``SGD`` has been built, torch wraps ``SGD.step`` in the code
+    that calls the global and per-optimizer step hooks (``hooked``); the
+    wrapped ``LARC.step`` calls them already, so through ``super().step()``
+    every hook (a momentum target's, a profiler's) would run twice per
+    step.
+    """
+    step = torch.optim.SGD.step
+    if getattr(step, 'hooked', False):
+        step = step.__wrapped__
+    step(optimizer)
+
+
 @OPTIMIZERS.register_module()
 class LARC(torch.optim.SGD):
     """SGD whose gradients are first rescaled layer by layer by LARC
@@ -141,7 +156,7 @@ class LARC(torch.optim.SGD):
                                       self.clip))
             group['weight_decay'] = 0.
         try:
-            super().step()
+            _sgd_step_without_hooks(self)
         finally:
             for group, decay in zip(self.param_groups, decays):
                 group['weight_decay'] = decay
