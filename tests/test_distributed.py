@@ -86,7 +86,7 @@ def test_ablation_switch_trains_under_ddp(tmp_path, photos_dir, byol_teacher,
         f'model.teacher.checkpoint={byol_teacher}',
         f'train_dataloader.dataset.data_root={photos_dir}',
         # 64 px views (2 x 2 regions): the test is about DDP, not accuracy
-        'train_dataloader.dataset.pipeline.1.transforms.0.0.scale=64',
+        'train_dataloader.dataset.pipeline.0.transforms.0.0.scale=64',
         *options,
         batch_size=2)
     lines = [ln for ln in out.splitlines() if 'Epoch(train)' in ln]
