@@ -24,21 +24,12 @@ from helpers import ROOT, load_tool, run_dist_train
 CONFIGS = dict(
     mosrep_vit='configs/mosrep/mosrep_vit-mini-p16_cpu-64px_photos.py',
     mosrep_convnext='configs/mosrep/mosrep_convnext-mini_cpu-64px_photos.py',
-    univip_vit='configs/univip/univip_vit-mini-p16_cpu-64px_photos.py')
+    univip_vit='configs/univip/univip_vit-mini-p16_cpu-64px_photos.py',
+    univip_convnext='configs/univip/univip_convnext-mini_cpu-64px_photos.py')
 #: Two iterations of two images per process (test_univip_training's run),
 #: a checkpoint after each.
 ITER_CFG = UNIVIP_ITER_CFG + (
     'train_dataloader = dict(batch_size=2, num_workers=0)\n')
-#: UniVIP on the ConvNeXt of the MosRep config (pooled by the backbone).
-UNIVIP_CONVNEXT = """_base_ = '{base}'
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='ConvNeXt',
-        arch=dict(depths=[1, 1, 1, 1], channels=[16, 32, 64, 128]),
-        gap_before_final_norm=True),
-    neck=dict(in_channels=128))
-"""
 
 
 @pytest.fixture(scope='module', autouse=True)
@@ -49,9 +40,9 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def iter_config(tmp_path, name, text=ITER_CFG, base=None):
+def iter_config(tmp_path, name):
     path = tmp_path / f'{name}_iter.py'
-    path.write_text(text.format(base=base or osp.join(ROOT, CONFIGS[name])))
+    path.write_text(ITER_CFG.format(base=osp.join(ROOT, CONFIGS[name])))
     return str(path)
 
 
@@ -91,25 +82,14 @@ def proposals(photo_proposals):  # noqa: F811
 
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory, photos_dir, proposals):
-    """tools/train.py on each CPU config (UniVIP on ConvNeXt too): two
-    iterations; the checkpoints by name."""
+    """tools/train.py on each CPU config: two iterations; the checkpoints
+    by name."""
     tmp = tmp_path_factory.mktemp('backbone_runs')
     checkpoints = {}
     for name in CONFIGS:
         checkpoints[name] = train_py(
             iter_config(tmp, name), tmp / name,
             data_options(name, photos_dir, proposals))
-    convnext = iter_config(
-        tmp,
-        'univip_convnext',
-        base=iter_config(
-            tmp,
-            'univip_convnext_model',
-            UNIVIP_CONVNEXT,
-            base=osp.join(ROOT, CONFIGS['univip_vit'])))
-    checkpoints['univip_convnext'] = train_py(
-        convnext, tmp / 'univip_convnext',
-        data_options('univip', photos_dir, proposals))
     return checkpoints
 
 
