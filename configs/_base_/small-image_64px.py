@@ -56,3 +56,13 @@ small_data_preprocessor = dict(
     std=[58.395, 57.12, 57.375],
     to_rgb=True)
 small_base_batch = 256
+# The two-view training pipeline and optimiser of BYOL and E-DIY at batch
+# 64 (the lr scaled linearly from small_base_batch).
+small_batch = 64
+small_two_view_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='MultiView', num_views=[1, 1], transforms=small_view_pipelines),
+    dict(type='PackInputs')
+]
+small_lars_at_batch = dict(
+    small_lars, lr=small_lars['lr'] * small_batch / small_base_batch)

@@ -10,21 +10,10 @@ _base_ = [
     './byol_resnet18_cpu-128px_photos.py', '../_base_/small-image_64px.py'
 ]
 
-batch_size = 64
 model = dict(backbone=_base_.small_backbone)
 data_preprocessor = dict(_base_.small_data_preprocessor, _delete_=True)
 train_dataloader = dict(
-    batch_size=batch_size,
-    dataset=dict(pipeline=[
-        dict(type='LoadImageFromFile'),
-        dict(
-            type='MultiView',
-            num_views=[1, 1],
-            transforms=_base_.small_view_pipelines),
-        dict(type='PackInputs')
-    ]))
-optim_wrapper = dict(
-    optimizer=dict(
-        _base_.small_lars,
-        lr=_base_.small_lars.lr * batch_size / _base_.small_base_batch))
-auto_scale_lr = dict(base_batch_size=batch_size)
+    batch_size=_base_.small_batch,
+    dataset=dict(pipeline=_base_.small_two_view_pipeline))
+optim_wrapper = dict(optimizer=_base_.small_lars_at_batch)
+auto_scale_lr = dict(base_batch_size=_base_.small_batch)
