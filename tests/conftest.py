@@ -26,6 +26,24 @@ def photos_dir(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope='session')
+def photo_proposals(tmp_path_factory, photos_dir) -> str:
+    """UniVIP's proposals of the photos, computed once for the session with
+    the proposal tool's library."""
+    from ediy_mm.datasets import list_images
+    from ediy_mm.datasets.univip_boxes import BoxRules
+    from ediy_mm.datasets.univip_proposals import compute_proposals
+    out = str(tmp_path_factory.mktemp('univip') / 'proposals.json')
+    compute_proposals(
+        photos_dir,
+        list_images(photos_dir, relative=True),
+        out,
+        BoxRules(min_size=64),
+        max_side=96,
+        progress=False)
+    return out
+
+
+@pytest.fixture(scope='session')
 def byol_teacher(tmp_path_factory, photos_dir) -> str:
     """A BYOL ResNet-18 trained for a few iterations through tools/train.py
     (stage 1 of the paper), used as E-DIY's teacher."""

@@ -13,7 +13,6 @@ from mmpretrain.registry import HOOKS, MODELS
 from test_compare import SMOKE, labelled  # noqa: F401 (fixture)
 from test_knn_monitor import fake_runner, write_folder
 from test_univip_training import ITER_CFG as UNIVIP_ITER_CFG
-from test_univip_training import photo_proposals  # noqa: F401 (fixture)
 
 from ediy_mm.analysis import load_backbone
 from ediy_mm.analysis.dense_probe import dense_linear_probe, embed_images
@@ -75,13 +74,7 @@ def train_py(config, work_dir, options):
 
 
 @pytest.fixture(scope='module')
-def proposals(photo_proposals):  # noqa: F811
-    """UniVIP's proposals of the photos (test_univip_training's)."""
-    return photo_proposals
-
-
-@pytest.fixture(scope='module')
-def runs(tmp_path_factory, photos_dir, proposals):
+def runs(tmp_path_factory, photos_dir, photo_proposals):
     """tools/train.py on each CPU config: two iterations; the checkpoints
     by name."""
     tmp = tmp_path_factory.mktemp('backbone_runs')
@@ -89,7 +82,7 @@ def runs(tmp_path_factory, photos_dir, proposals):
     for name in CONFIGS:
         checkpoints[name] = train_py(
             iter_config(tmp, name), tmp / name,
-            data_options(name, photos_dir, proposals))
+            data_options(name, photos_dir, photo_proposals))
     return checkpoints
 
 
@@ -108,13 +101,13 @@ def test_train_py(runs):
 
 
 @pytest.mark.parametrize('name', list(CONFIGS))
-def test_two_gloo_processes(tmp_path, photos_dir, proposals, name):
+def test_two_gloo_processes(tmp_path, photos_dir, photo_proposals, name):
     """tools/dist_train.sh, 2 processes, 2 iterations: one model on both
     (a parameter without gradient would fail the second DDP step)."""
     work_dir = tmp_path / 'dist'
     out = run_dist_train(
         iter_config(tmp_path, name), work_dir,
-        *data_options(name, photos_dir, proposals))
+        *data_options(name, photos_dir, photo_proposals))
     assert 'Iter(train) [2/2]' in out
     ranks = [torch.load(work_dir / f'rank{r}.pth') for r in (0, 1)]
     assert ranks[0].keys() == ranks[1].keys()

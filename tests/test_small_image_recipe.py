@@ -18,8 +18,6 @@ from ediy_mm.analysis import list_images, load_backbone, write_instance_crops
 from ediy_mm.analysis.compare import (PRESETS, RECIPES, CompareSettings,
                                       build_run_config, resolve_methods)
 from ediy_mm.analysis.compare.configs import view_sizes
-from ediy_mm.datasets.univip_boxes import BoxRules
-from ediy_mm.datasets.univip_proposals import compute_proposals
 from helpers import ROOT, load_tool, run_command, run_train
 
 SMALL = {
@@ -53,19 +51,6 @@ def small_byol(tmp_path_factory, photos_dir):
         return f.read().strip()
 
 
-@pytest.fixture(scope='module')
-def proposals(tmp_path_factory, photos_dir):
-    out = str(tmp_path_factory.mktemp('proposals') / 'proposals.json')
-    compute_proposals(
-        photos_dir,
-        list_images(photos_dir, relative=True),
-        out,
-        BoxRules(min_size=64),
-        max_side=96,
-        progress=False)
-    return out
-
-
 def test_byol_ends_in_4x4_regions_at_64px(small_byol):
     backbone = Config.fromfile(SMALL['byol']).model.backbone
     model = load_backbone(
@@ -80,7 +65,7 @@ def test_byol_ends_in_4x4_regions_at_64px(small_byol):
 @pytest.mark.parametrize('name',
                          ['ediy', 'ediy-teacherfree', 'mosrep', 'univip'])
 def test_config_trains_a_few_iterations(name, tmp_path, photos_dir, small_byol,
-                                        proposals):
+                                        photo_proposals):
     options = [f'train_dataloader.dataset.data_root={photos_dir}', *TINY]
     if name == 'ediy':
         options += [
@@ -89,7 +74,8 @@ def test_config_trains_a_few_iterations(name, tmp_path, photos_dir, small_byol,
             'model.teacher.backbone.stem_channels=16'
         ]
     if name == 'univip':
-        options.append(f'train_dataloader.dataset.proposal_file={proposals}')
+        options.append(
+            f'train_dataloader.dataset.proposal_file={photo_proposals}')
     out = run_train(SMALL[name], str(tmp_path), *options)
     if name == 'ediy':
         assert 'TeacherHook: teacher' in out

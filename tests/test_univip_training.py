@@ -17,9 +17,6 @@ from mmengine.optim import build_optim_wrapper
 from mmpretrain.registry import DATASETS, MODELS, TRANSFORMS
 
 import ediy_mm.models.heads.univip_head as univip_head
-from ediy_mm.datasets import list_images
-from ediy_mm.datasets.univip_boxes import BoxRules
-from ediy_mm.datasets.univip_proposals import compute_proposals
 from helpers import ROOT, load_tool, run_dist_train
 
 CPU_UNIVIP = osp.join(ROOT,
@@ -60,20 +57,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope='module')
-def photo_proposals(tmp_path_factory, photos_dir):
-    """Proposals of the photos, computed with the tool's library."""
-    out = str(tmp_path_factory.mktemp('univip') / 'proposals.json')
-    compute_proposals(
-        photos_dir,
-        list_images(photos_dir, relative=True),
-        out,
-        BoxRules(min_size=64),
-        max_side=96,
-        progress=False)
-    return out
 
 
 @pytest.fixture(scope='module')
