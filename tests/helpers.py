@@ -1,6 +1,7 @@
 """Plain helpers shared by the tests."""
 import glob
 import importlib.util
+import json
 import os
 import os.path as osp
 import signal
@@ -53,25 +54,81 @@ def run_command(cmd: list, env: Optional[dict] = None) -> str:
     return proc.stdout
 
 
-def run_dist_train(config: str, work_dir: str, *options: str) -> str:
-    """Run tools/dist_train.sh with 2 CPU (gloo) processes, ``tests/`` on
-    the path (for test-only hooks); return its combined output."""
+def _dist_env() -> Dict[str, str]:
+    """The environment of a 2-process CPU launch: a free port, one thread
+    per process, ``tests/`` on the path (for test-only hooks)."""
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
-    env = dict(
+    return dict(
         os.environ,
         PYTHON=sys.executable,
         PORT=str(port),
-        PYTHONPATH=osp.join(ROOT, 'tests'),
+        PYTHONPATH=os.pathsep.join([ROOT, osp.join(ROOT, 'tests')]),
         OMP_NUM_THREADS='1')
+
+
+def run_dist_train(config: str, work_dir: str, *options: str) -> str:
+    """Run tools/dist_train.sh with 2 CPU (gloo) processes; return its
+    combined output."""
     cmd = [
         'bash',
         osp.join(ROOT, 'tools/dist_train.sh'),
         str(config), '2', '--work-dir',
         str(work_dir), '--cfg-options', *options
     ]
-    return run_command(cmd, env)
+    return run_command(cmd, _dist_env())
+
+
+class DistRuns(dict):
+    """Rank 0's log of each run of :func:`run_dist_jobs`, by name; reading a
+    run that failed fails with its traceback."""
+
+    def __getitem__(self, name: str) -> str:
+        log = super().__getitem__(name)
+        assert not log.startswith('FAILED'), log[-4000:]
+        return log
+
+
+def run_dist_jobs(jobs: Dict[str, Sequence[str]], folder) -> DistRuns:
+    """Run several trainings in one launch of 2 CPU (gloo) processes
+    (``tests/dist_jobs.py``): each goes through tools/train.py's own
+    argument parsing, config merging and runner, as under
+    tools/dist_train.sh, one after the other.
+
+    Args:
+        jobs (dict[str, Sequence[str]]): A name to tools/train.py's
+            arguments (the config first, ``--work-dir`` given).
+        folder: Where to write the list of jobs.
+
+    Returns:
+        DistRuns: Rank 0's log of each run.
+    """
+    path = osp.join(str(folder), 'dist_jobs.json')
+    with open(path, 'w') as f:
+        json.dump({
+            name: [str(a) for a in argv]
+            for name, argv in jobs.items()
+        }, f)
+    env = _dist_env()
+    run_command([
+        sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+        f'--master_port={env["PORT"]}',
+        osp.join(ROOT, 'tests/dist_jobs.py'), path
+    ], env)
+    runs = DistRuns()
+    for name, argv in jobs.items():
+        work_dir = str(argv[list(argv).index('--work-dir') + 1])
+        failed = sorted(glob.glob(osp.join(work_dir, 'failed_rank*.txt')))
+        logs = glob.glob(osp.join(work_dir, '*', '*.log'))
+        if failed:
+            with open(failed[0]) as f:
+                runs[name] = f'FAILED {failed[0]}\n{f.read()}'
+        else:
+            (log, ) = logs
+            with open(log) as f:
+                runs[name] = f.read()
+    return runs
 
 
 def run_train(config: str, work_dir: str, *options: str, extra=()) -> str:

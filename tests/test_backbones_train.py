@@ -1,12 +1,12 @@
 """E-DIY on a tiny ViT/16 and a tiny ConvNeXt through the real Runner and
-the shipped CPU configs: tools/train.py, two gloo processes through
-tools/dist_train.sh, with a teacher and teacher-free, and a bit-exact
-resume after a SIGKILL."""
+the shipped CPU configs: tools/train.py, two gloo processes (one launch
+for both, each run as tools/dist_train.sh runs it), with a teacher and
+teacher-free, and a bit-exact resume after a SIGKILL."""
 import os.path as osp
 
 import pytest
 import torch
-from test_distributed import dist_train
+from test_distributed import dist_jobs
 
 from helpers import ROOT, run_train, train_then_kill
 
@@ -96,27 +96,38 @@ def test_convnext_teacher_free_trains_with_train_py(tmp_path, photos_dir,
     assert osp.exists(tmp_path / 'epoch_1.pth')
 
 
-@pytest.mark.parametrize(
-    'config,teacher', [(CPU_VIT, False), (CPU_CONVNEXT, True)],
-    ids=['vit-teacher-free', 'convnext-teacher'])
-def test_two_gloo_processes(tmp_path, photos_dir, byol_teacher, config,
-                            teacher):
-    """Two processes through tools/dist_train.sh, at least two iterations
+#: name: (config, with the teacher)
+DIST_RUNS = {
+    'vit-teacher-free': (CPU_VIT, False),
+    'convnext-teacher': (CPU_CONVNEXT, True)
+}
+
+
+@pytest.fixture(scope='module')
+def dist_runs(tmp_path_factory, photos_dir, byol_teacher):
+    """Both backbones, 2 processes, one launch."""
+    jobs = {
+        name: (config, [
+            *((f'model.teacher.checkpoint={byol_teacher}', ) if teacher else
+              TEACHER_FREE), f'train_dataloader.dataset.data_root={photos_dir}'
+        ])
+        for name, (config, teacher) in DIST_RUNS.items()
+    }
+    folder = tmp_path_factory.mktemp('backbones_dist')
+    return folder, dist_jobs(jobs, folder)
+
+
+@pytest.mark.parametrize('name', list(DIST_RUNS))
+def test_two_gloo_processes(dist_runs, name):
+    """Two processes as under tools/dist_train.sh, at least two iterations
     (DDP fails on the second when a parameter got no gradient)."""
-    options = ((f'model.teacher.checkpoint={byol_teacher}', )
-               if teacher else TEACHER_FREE)
-    out = dist_train(
-        config,
-        tmp_path,
-        *options,
-        f'train_dataloader.dataset.data_root={photos_dir}',
-        batch_size=2)
-    lines = losses_logged(out)
+    folder, runs = dist_runs
+    lines = losses_logged(runs[name])
     assert len(lines) >= 2
     for line in lines:
         logged = {w.rstrip(':') for w in line.split() if w.startswith('loss_')}
         assert logged == {'loss_byol', 'loss_rdem', 'loss_riem'}, line
-    assert osp.exists(tmp_path / 'epoch_1.pth')
+    assert osp.exists(folder / name / 'epoch_1.pth')
 
 
 def test_timm_example_config_trains(tmp_path, photos_dir, byol_teacher,

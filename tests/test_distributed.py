@@ -7,18 +7,37 @@ import pytest
 import torch
 from mmengine.runner.checkpoint import _load_checkpoint
 
-from helpers import CPU_EDIY, load_tool, run_dist_train
+from helpers import CPU_EDIY, load_tool, run_dist_jobs, run_dist_train
+
+
+def one_pass(batch_size=4):
+    """Options for one epoch of one pass over the photos, a log line per
+    iteration."""
+    return [
+        f'train_dataloader.batch_size={batch_size}',
+        'train_dataloader.dataset.repeat=1', 'train_dataloader.num_workers=0',
+        'train_cfg.max_epochs=1', 'default_hooks.logger.interval=1'
+    ]
 
 
 def dist_train(config, work_dir, *options, batch_size=4):
-    """Two CPU processes, one epoch of one pass over the photos, a log line
-    per iteration; return the output."""
-    return run_dist_train(config, work_dir, *options,
-                          f'train_dataloader.batch_size={batch_size}',
-                          'train_dataloader.dataset.repeat=1',
-                          'train_dataloader.num_workers=0',
-                          'train_cfg.max_epochs=1',
-                          'default_hooks.logger.interval=1')
+    """Two CPU processes through tools/dist_train.sh, :func:`one_pass`;
+    return the output."""
+    return run_dist_train(config, work_dir, *options, *one_pass(batch_size))
+
+
+def dist_jobs(jobs, folder, batch_size=2):
+    """:func:`run_dist_jobs` of ``name: (config, options)``, each in
+    ``folder / name`` for :func:`one_pass` (which ``options`` override)."""
+    return run_dist_jobs(
+        {
+            name: [
+                config, '--work-dir',
+                str(folder / name), '--cfg-options', *one_pass(batch_size),
+                *options
+            ]
+            for name, (config, options) in jobs.items()
+        }, folder)
 
 
 def test_two_process_cpu_training(tmp_path, photos_dir, byol_teacher):
@@ -76,19 +95,26 @@ ABLATIONS = {
 }
 
 
-@pytest.mark.parametrize('name', list(ABLATIONS))
-def test_ablation_switch_trains_under_ddp(tmp_path, photos_dir, byol_teacher,
-                                          name):
-    options, terms = ABLATIONS[name]
-    out = dist_train(
-        CPU_EDIY,
-        tmp_path / name,
+@pytest.fixture(scope='module')
+def ablation_runs(tmp_path_factory, photos_dir, byol_teacher):
+    """Every switch, 2 processes, one launch."""
+    common = [
         f'model.teacher.checkpoint={byol_teacher}',
         f'train_dataloader.dataset.data_root={photos_dir}',
         # 64 px views (2 x 2 regions): the test is about DDP, not accuracy
-        'train_dataloader.dataset.pipeline.0.transforms.0.0.scale=64',
-        *options,
-        batch_size=2)
+        'train_dataloader.dataset.pipeline.0.transforms.0.0.scale=64'
+    ]
+    return dist_jobs(
+        {
+            name: (CPU_EDIY, [*common, *options])
+            for name, (options, _) in ABLATIONS.items()
+        }, tmp_path_factory.mktemp('ablations'))
+
+
+@pytest.mark.parametrize('name', list(ABLATIONS))
+def test_ablation_switch_trains_under_ddp(ablation_runs, name):
+    out = ablation_runs[name]
+    terms = ABLATIONS[name][1]
     lines = [ln for ln in out.splitlines() if 'Epoch(train)' in ln]
     assert len(lines) >= 2  # the second iteration is where DDP failed
     for line in lines:

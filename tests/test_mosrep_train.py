@@ -1,5 +1,5 @@
 """MosRep's CPU config through the real Runner: tools/train.py, exact
-resume, two gloo processes through tools/dist_train.sh (where the
+resume, two gloo processes as under tools/dist_train.sh (where the
 positives must point at the right gathered keys), and the analysis tools
 on its checkpoint.
 
@@ -18,7 +18,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS, MODELS
-from test_distributed import dist_train
+from test_distributed import dist_jobs
 from test_mosrep import one_thread  # noqa: F401 (autouse fixture)
 
 from ediy_mm.analysis import load_backbone
@@ -164,18 +164,42 @@ def test_tools_take_a_mosrep_checkpoint_and_config(tmp_path, photos_dir):
     assert result['sources'] == [[0, 2, 1, 0], [1, 0, 2, 1], [2, 1, 0, 2]]
 
 
-def test_two_processes_positives_point_at_the_gathered_keys(
-        tmp_path, photos_dir):
-    config = tmp_path / 'dist_cfg.py'
+#: The BYOL-base variants as a user runs them on several GPUs: gradient
+#: accumulation on (as the E-DIY paper config), without
+#: find_unused_parameters.
+VARIANTS = ('mosrep-byol', 'ediy-mosaic')
+
+
+@pytest.fixture(scope='module')
+def dist_runs(tmp_path_factory, photos_dir, byol_teacher):
+    """2 processes, one launch: MosRep with the positives probe (4 images
+    per process), then the BYOL-base variants (2 per process)."""
+    folder = tmp_path_factory.mktemp('mosrep_dist')
+    config = folder / 'probe_cfg.py'
     config.write_text(
         f"_base_ = '{CPU_MOSREP}'\n"
         "custom_imports = dict(imports=['ediy_mm', 'rank_dump_hook', "
         "'test_mosrep_train'], allow_failed_imports=False)\n"
         'custom_hooks = _base_.custom_hooks + ['
         "dict(type='RankDumpHook'), dict(type='MosRepPositivesProbeHook')]\n")
-    work_dir = tmp_path / 'work'
-    dist_train(config, work_dir, *NARROW,
-               f'train_dataloader.dataset.data_root={photos_dir}')
+    data = f'train_dataloader.dataset.data_root={photos_dir}'
+    jobs = dict(
+        probe=(config, [*NARROW, data, 'train_dataloader.batch_size=4']))
+    for name in VARIANTS:
+        teacher = ([f'model.teacher.checkpoint={byol_teacher}']
+                   if name == 'ediy-mosaic' else [])
+        jobs[name] = (osp.join(ROOT, 'configs/mosrep',
+                               f'{name}_resnet18_cpu-128px_photos.py'), [
+                                   *NARROW, *teacher, data,
+                                   'optim_wrapper.accumulative_counts=2'
+                               ])
+    return folder, dist_jobs(jobs, folder)
+
+
+def test_two_processes_positives_point_at_the_gathered_keys(dist_runs):
+    folder, runs = dist_runs
+    assert 'Epoch(train)' in runs['probe']
+    work_dir = folder / 'probe'
     rank0, rank1 = (torch.load(work_dir / f'rank{r}.pth') for r in (0, 1))
     for key in rank0:  # one model: DDP averaged the gradients
         assert torch.equal(rank0[key], rank1[key]), key
@@ -197,23 +221,8 @@ def test_two_processes_positives_point_at_the_gathered_keys(
         assert '[3, 4]' in probe['unequal_batches']
 
 
-@pytest.mark.parametrize('name', ['mosrep-byol', 'ediy-mosaic'])
-def test_byol_variants_train_under_ddp_with_accumulation(
-        tmp_path, photos_dir, byol_teacher, name):
-    """The BYOL-base variants as a user runs them on several GPUs: 2 gloo
-    processes through tools/dist_train.sh, gradient accumulation on (as the
-    E-DIY paper config), without find_unused_parameters."""
-    config = osp.join(ROOT, 'configs/mosrep',
-                      f'{name}_resnet18_cpu-128px_photos.py')
-    teacher = ([f'model.teacher.checkpoint={byol_teacher}']
-               if name == 'ediy-mosaic' else [])
-    out = dist_train(
-        config,
-        tmp_path / name,
-        *NARROW,
-        *teacher,
-        f'train_dataloader.dataset.data_root={photos_dir}',
-        'optim_wrapper.accumulative_counts=2',
-        batch_size=2)
+@pytest.mark.parametrize('name', VARIANTS)
+def test_byol_variants_train_under_ddp_with_accumulation(dist_runs, name):
+    out = dist_runs[1][name]
     lines = [ln for ln in out.splitlines() if 'Epoch(train)' in ln]
     assert len(lines) >= 2 and all('loss_mosaic' in ln for ln in lines)

@@ -1,5 +1,5 @@
 """MosRep and UniVIP on a CPU-sized ViT/16 and ConvNeXt through the real
-Runner: tools/train.py, tools/dist_train.sh with 2 gloo processes, and the
+Runner: tools/train.py, 2 gloo processes as under tools/dist_train.sh, and the
 evaluation tools on the ViT checkpoints (kNN monitor, region diversity,
 dense probe, converters, compare_methods next to a ResNet)."""
 import multiprocessing
@@ -18,7 +18,7 @@ from ediy_mm.analysis import load_backbone
 from ediy_mm.analysis.dense_probe import dense_linear_probe, embed_images
 from ediy_mm.utils.convert import (extract_backbone, load_state_dict,
                                    to_detectron2, to_torchvision)
-from helpers import ROOT, load_tool, run_dist_train
+from helpers import ROOT, load_tool, run_dist_jobs
 
 CONFIGS = dict(
     mosrep_vit='configs/mosrep/mosrep_vit-mini-p16_cpu-64px_photos.py',
@@ -100,16 +100,28 @@ def test_train_py(runs):
             for k in online), name
 
 
+@pytest.fixture(scope='module')
+def dist_runs(tmp_path_factory, photos_dir, photo_proposals):
+    """Every config, 2 processes, one launch."""
+    folder = tmp_path_factory.mktemp('backbones_dist')
+    jobs = {
+        name: [
+            iter_config(folder, name), '--work-dir',
+            str(folder / name), '--cfg-options',
+            *data_options(name, photos_dir, photo_proposals)
+        ]
+        for name in CONFIGS
+    }
+    return folder, run_dist_jobs(jobs, folder)
+
+
 @pytest.mark.parametrize('name', list(CONFIGS))
-def test_two_gloo_processes(tmp_path, photos_dir, photo_proposals, name):
-    """tools/dist_train.sh, 2 processes, 2 iterations: one model on both
-    (a parameter without gradient would fail the second DDP step)."""
-    work_dir = tmp_path / 'dist'
-    out = run_dist_train(
-        iter_config(tmp_path, name), work_dir,
-        *data_options(name, photos_dir, photo_proposals))
-    assert 'Iter(train) [2/2]' in out
-    ranks = [torch.load(work_dir / f'rank{r}.pth') for r in (0, 1)]
+def test_two_gloo_processes(dist_runs, name):
+    """2 processes as under tools/dist_train.sh, 2 iterations: one model on
+    both (a parameter without gradient would fail the second DDP step)."""
+    folder, runs = dist_runs
+    assert 'Iter(train) [2/2]' in runs[name]
+    ranks = [torch.load(folder / name / f'rank{r}.pth') for r in (0, 1)]
     assert ranks[0].keys() == ranks[1].keys()
     for key in ranks[0]:
         assert torch.equal(ranks[0][key], ranks[1][key]), key

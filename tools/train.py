@@ -8,6 +8,7 @@ Example::
 import argparse
 import os
 import os.path as osp
+from typing import Optional, Sequence
 
 import torch
 from mmengine.config import Config, DictAction
@@ -15,7 +16,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The command line (``argv``, default ``sys.argv[1:]``)."""
     parser = argparse.ArgumentParser(description='Train a model')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
@@ -47,7 +49,7 @@ def parse_args() -> argparse.Namespace:
         default='none',
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
@@ -105,14 +107,16 @@ def setup_cpu_distributed(cfg: Config) -> None:
         type='CPUDistributedDataParallel', broadcast_buffers=False)
 
 
+def build_runner(cfg: Config) -> Runner:
+    """The config's ``runner_type``, else mmengine's Runner."""
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
 def main() -> None:
     args = parse_args()
-    cfg = merge_args(Config.fromfile(args.config), args)
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
-    runner.train()
+    build_runner(merge_args(Config.fromfile(args.config), args)).train()
     close_distributed()
 
 
