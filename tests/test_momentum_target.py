@@ -94,12 +94,15 @@ def schedule(k, total):
     return BASE_MOMENTUM * (math.cos(math.pi * k / total) + 1) / 2
 
 
-@pytest.mark.parametrize('accumulate,hooks', [(1, ()), (2, ()), (4, ()),
-                                              (2, ('MomentumTargetHook', ))])
+@pytest.mark.parametrize('accumulate,hooks', [(1, ()),
+                                              (2, ('MomentumTargetHook', )),
+                                              (4, ())])
 def test_target_moves_once_per_optimizer_step(tmp_path, photos_dir, accumulate,
                                               hooks):
-    """No hook; a config still listing the old MomentumTargetHook trains
-    the same (the hook does nothing but say so, once)."""
+    """No hook; a config still listing the old MomentumTargetHook (here
+    with A = 2; A = 2 without it: the one-line config below and the DDP
+    run of test_distributed) trains the same: the hook does nothing but
+    say so, once."""
     records, log = _train(tmp_path, photos_dir, accumulate, hooks)
     assert log.count('MomentumTargetHook is no longer needed') == len(hooks)
     online_0, target_0 = records[0]

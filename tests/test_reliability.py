@@ -45,7 +45,9 @@ def options(photos_dir, teacher):
     return [
         f'model.teacher.checkpoint={teacher}',
         f'train_dataloader.dataset.data_root={photos_dir}',
-        'train_dataloader.batch_size=4', 'train_dataloader.num_workers=0'
+        'train_dataloader.batch_size=4', 'train_dataloader.num_workers=0',
+        # 64 px views (2 x 2 regions): these tests are about the run
+        'train_dataloader.dataset.pipeline.0.transforms.0.0.scale=64'
     ]
 
 

@@ -20,12 +20,12 @@ def test_cpu_config_trains_with_teacher(tmp_path, photos_dir, byol_teacher):
     out = run_train(CPU_EDIY, work_dir,
                     f'model.teacher.checkpoint={byol_teacher}',
                     f'train_dataloader.dataset.data_root={photos_dir}',
-                    'train_dataloader.dataset.repeat=16',
+                    'train_dataloader.dataset.repeat=4',
                     'train_dataloader.batch_size=8', 'train_cfg.max_epochs=1',
-                    'default_hooks.logger.interval=5')
+                    'default_hooks.logger.interval=2')
     assert 'TeacherHook: teacher' in out and 'fingerprint' in out
     logged = [r for r in read_scalars(work_dir) if 'loss' in r]
-    assert logged[-1]['iter'] >= 15
+    assert len(logged) >= 2 and logged[-1]['iter'] >= 4
     for record in logged:
         for term in ('loss_byol', 'loss_rdem', 'loss_riem'):
             assert math.isfinite(record[term]), record
