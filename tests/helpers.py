@@ -2,14 +2,16 @@
 import glob
 import importlib.util
 import json
+import multiprocessing
 import os
 import os.path as osp
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from mmengine.logging import MessageHub
@@ -131,43 +133,90 @@ def run_dist_jobs(jobs: Dict[str, Sequence[str]], folder) -> DistRuns:
     return runs
 
 
-def run_train(config: str, work_dir: str, *options: str, extra=()) -> str:
-    """Run tools/train.py in a subprocess; return its combined output."""
-    cmd = [
-        sys.executable,
-        osp.join(ROOT, 'tools/train.py'), config, '--work-dir', work_dir,
-        *extra
-    ]
+def _train_main(argv: Sequence[str], log: str) -> None:
+    """In a forked child: tools/train.py's ``main`` with ``argv``, one torch
+    thread (OpenMP is not fork-safe: DataLoader workers do the same), its
+    stdout and stderr into ``log``, in a session of its own."""
+    os.setsid()
+    os.chdir(ROOT)
+    out = open(log, 'w', buffering=1)
+    os.dup2(out.fileno(), 1)
+    os.dup2(out.fileno(), 2)
+    sys.stdout = sys.stderr = out
+    torch.set_num_threads(1)
+    sys.argv = [osp.join(ROOT, 'tools/train.py'), *argv]
+    load_tool('tools/train.py').main()
+
+
+def start_train(config: str,
+                work_dir: str,
+                options: Sequence[str] = (),
+                extra: Sequence[str] = ()):
+    """Start tools/train.py's ``main`` in a forked child of this process:
+    the same code as ``python tools/train.py``, without spending seconds on
+    importing torch and OpenMMLab again.
+
+    Returns:
+        tuple: The ``multiprocessing`` process and the path of its output.
+    """
+    argv = [str(config), '--work-dir', str(work_dir), *extra]
     if options:
-        cmd += ['--cfg-options', *options]
-    return run_command(cmd)
+        argv += ['--cfg-options', *options]
+    log = tempfile.mktemp(suffix='.log', prefix='train_')
+    process = multiprocessing.get_context('fork').Process(
+        target=_train_main, args=(argv, log))
+    process.start()
+    return process, log
+
+
+def train_to_the_end(
+    config: str,
+    work_dir: str,
+    options: Sequence[str] = (),
+    extra: Sequence[str] = ()
+) -> Tuple[int, str]:
+    """tools/train.py (:func:`start_train`) until it exits.
+
+    Returns:
+        tuple[int, str]: Its exit code and its stdout and stderr,
+        interleaved.
+    """
+    process, log = start_train(config, work_dir, options, extra)
+    process.join(600)
+    if process.is_alive():
+        os.killpg(process.pid, signal.SIGKILL)
+        process.join()
+    with open(log) as f:
+        out = f.read()
+    os.remove(log)
+    return process.exitcode, out
+
+
+def run_train(config: str, work_dir: str, *options: str, extra=()) -> str:
+    """tools/train.py (:func:`start_train`); assert it succeeds and return
+    its stdout and stderr, interleaved."""
+    code, out = train_to_the_end(config, work_dir, options, extra)
+    assert code == 0, out[-4000:]
+    return out
 
 
 def train_then_kill(config: str, work_dir: str, options: Sequence[str],
                     checkpoint: str) -> None:
-    """Start tools/train.py and SIGKILL it, with its whole process group,
-    as soon as its ``last_checkpoint`` names ``checkpoint`` (e.g.
-    ``'iter_4.pth'``): a real kill, mid-run."""
-    cmd = [
-        sys.executable,
-        osp.join(ROOT, 'tools/train.py'), config, '--work-dir', work_dir,
-        '--cfg-options', *options
-    ]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True)
+    """Start tools/train.py (:func:`start_train`) and SIGKILL it, with its
+    whole process group, as soon as its ``last_checkpoint`` names
+    ``checkpoint`` (e.g. ``'iter_4.pth'``): a real kill, mid-run."""
+    process, log = start_train(config, work_dir, options)
     pointer = osp.join(work_dir, 'last_checkpoint')
     deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
+    while time.time() < deadline and process.is_alive():
         if osp.exists(pointer) and open(pointer).read().endswith(checkpoint):
             break
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, 'training ended before the kill'
+    if process.is_alive():
+        os.killpg(process.pid, signal.SIGKILL)
+    process.join()
+    os.remove(log)
+    assert process.exitcode == -signal.SIGKILL, 'it ended before the kill'
 
 
 PRED = dict(

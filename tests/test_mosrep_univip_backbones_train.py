@@ -2,9 +2,7 @@
 Runner: tools/train.py, 2 gloo processes as under tools/dist_train.sh, and the
 evaluation tools on the ViT checkpoints (kNN monitor, region diversity,
 dense probe, converters, compare_methods next to a ResNet)."""
-import multiprocessing
 import os.path as osp
-import sys
 
 import pytest
 import torch
@@ -18,7 +16,7 @@ from ediy_mm.analysis import load_backbone
 from ediy_mm.analysis.dense_probe import dense_linear_probe, embed_images
 from ediy_mm.utils.convert import (extract_backbone, load_state_dict,
                                    to_detectron2, to_torchvision)
-from helpers import ROOT, load_tool, run_dist_jobs
+from helpers import ROOT, load_tool, run_dist_jobs, run_train
 
 CONFIGS = dict(
     mosrep_vit='configs/mosrep/mosrep_vit-mini-p16_cpu-64px_photos.py',
@@ -55,21 +53,9 @@ def data_options(name, photos_dir, proposals):
     return options
 
 
-def _train_in_fork(argv):
-    torch.set_num_threads(1)
-    sys.argv = [osp.join(ROOT, 'tools/train.py')] + argv
-    load_tool('tools/train.py').main()
-
-
 def train_py(config, work_dir, options):
-    """tools/train.py's main in a forked process (the imports are done)."""
-    process = multiprocessing.get_context('fork').Process(
-        target=_train_in_fork,
-        args=([config, '--work-dir',
-               str(work_dir), '--cfg-options', *options], ))
-    process.start()
-    process.join(300)
-    assert process.exitcode == 0, f'tools/train.py failed in {work_dir}'
+    """tools/train.py; the path of its last checkpoint."""
+    run_train(config, work_dir, *options)
     return str(work_dir / 'iter_2.pth')
 
 

@@ -2,8 +2,6 @@
 import os
 import os.path as osp
 import shutil
-import subprocess
-import sys
 from functools import partial
 from types import SimpleNamespace
 
@@ -18,7 +16,7 @@ from mmpretrain.registry import DATASETS
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ediy_mm.datasets import CorruptImageError, epoch_seeded_worker_init_fn
-from helpers import CPU_EDIY, ROOT, run_train, train_then_kill
+from helpers import CPU_EDIY, run_train, train_then_kill, train_to_the_end
 
 ITER_CFG = """_base_ = '{base}'
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters={iters})
@@ -45,7 +43,8 @@ def options(photos_dir, teacher):
     return [
         f'model.teacher.checkpoint={teacher}',
         f'train_dataloader.dataset.data_root={photos_dir}',
-        'train_dataloader.batch_size=4', 'train_dataloader.num_workers=0',
+        'train_dataloader.batch_size=4',
+        'train_dataloader.num_workers=0',
         # 64 px views (2 x 2 regions): these tests are about the run
         'train_dataloader.dataset.pipeline.0.transforms.0.0.scale=64'
     ]
@@ -88,15 +87,10 @@ def test_nan_stops_training_and_keeps_last_good_checkpoint(
         tmp_path, photos_dir, byol_teacher):
     config = iter_config(tmp_path, iters=6, interval=1)
     work_dir = str(tmp_path / 'nan')
-    cmd = [
-        sys.executable,
-        osp.join(ROOT, 'tools/train.py'), config, '--work-dir', work_dir,
-        '--cfg-options', *options(photos_dir, byol_teacher),
-        'optim_wrapper.optimizer.lr=1e30'
-    ]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0
+    code, out = train_to_the_end(config, work_dir, [
+        *options(photos_dir, byol_teacher), 'optim_wrapper.optimizer.lr=1e30'
+    ])
+    assert code != 0
     assert 'FloatingPointError: Non-finite loss at iteration' in out
     line = out[out.index('Non-finite loss at iteration'):].splitlines()[0]
     bad_iter = int(line.split('iteration ')[1].split()[0])
@@ -179,14 +173,9 @@ def test_missing_or_empty_dataset_path(tmp_path):
 
 def test_missing_teacher_fails_before_training(tmp_path, photos_dir):
     missing = str(tmp_path / 'byol_teacher_missing.pth')
-    cmd = [
-        sys.executable,
-        osp.join(ROOT, 'tools/train.py'), CPU_EDIY, '--work-dir',
-        str(tmp_path / 'w'), '--cfg-options', *options(photos_dir, missing)
-    ]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0
+    code, out = train_to_the_end(CPU_EDIY, str(tmp_path / 'w'),
+                                 options(photos_dir, missing))
+    assert code != 0
     assert 'FileNotFoundError' in out and 'byol_teacher_missing.pth' in out
     assert 'Epoch(train)' not in out
 

@@ -3,10 +3,8 @@ loss functions, every parameter learns, and the CPU config trains through
 tools/train.py and tools/dist_train.sh (2 gloo processes) and resumes
 exactly. Proposals come from the proposal tool's library."""
 import glob
-import multiprocessing
 import os.path as osp
 import shutil
-import sys
 
 import numpy as np
 import pytest
@@ -17,7 +15,7 @@ from mmengine.optim import build_optim_wrapper
 from mmpretrain.registry import DATASETS, MODELS, TRANSFORMS
 
 import ediy_mm.models.heads.univip_head as univip_head
-from helpers import ROOT, load_tool, run_dist_train
+from helpers import ROOT, load_tool, run_dist_train, run_train
 
 CPU_UNIVIP = osp.join(ROOT,
                       'configs/univip/univip_resnet18_cpu-64px_photos.py')
@@ -209,25 +207,6 @@ def test_head_trains_with_the_documented_losses(photos_dir, photo_proposals,
         model.loss(batch['inputs'][:4], batch['data_samples'])
 
 
-def _train_in_fork(argv):
-    """tools/train.py's main in a forked process, one thread."""
-    torch.set_num_threads(1)
-    sys.argv = [osp.join(ROOT, 'tools/train.py')] + argv
-    load_tool('tools/train.py').main()
-
-
-def train(config, work_dir, options, *extra):
-    process = multiprocessing.get_context('fork').Process(
-        target=_train_in_fork,
-        args=([
-            config, '--work-dir',
-            str(work_dir), *extra, '--cfg-options', *options
-        ], ))
-    process.start()
-    process.join(300)
-    assert process.exitcode == 0, f'tools/train.py failed in {work_dir}'
-
-
 def checkpoint(path):
     ckpt = torch.load(path, weights_only=False)
     return ckpt['state_dict'], ckpt['optimizer']['state'], ckpt['meta']
@@ -237,7 +216,7 @@ def test_train_then_resume_exactly(tmp_path, photos_dir, photo_proposals,
                                    iter_config):
     options = data_options(photos_dir, photo_proposals)
     run_a, run_b = tmp_path / 'a', tmp_path / 'b'
-    train(iter_config, run_a, options)
+    run_train(iter_config, run_a, *options)
     assert sorted(p.name for p in run_a.glob('iter_*.pth')) == [
         'iter_1.pth', 'iter_2.pth'
     ]
@@ -245,7 +224,7 @@ def test_train_then_resume_exactly(tmp_path, photos_dir, photo_proposals,
     run_b.mkdir()
     shutil.copy(run_a / 'iter_1.pth', run_b / 'iter_1.pth')
     (run_b / 'last_checkpoint').write_text(str(run_b / 'iter_1.pth'))
-    train(iter_config, run_b, options, '--resume')
+    run_train(iter_config, run_b, *options, extra=['--resume'])
     state_a, optim_a, meta_a = checkpoint(run_a / 'iter_2.pth')
     state_b, optim_b, meta_b = checkpoint(run_b / 'iter_2.pth')
     assert meta_a['iter'] == meta_b['iter'] == 2
