@@ -3,6 +3,7 @@ checkpoint, per-process draws, and training with it under 2-process DDP
 and --resume."""
 import json
 import os.path as osp
+import re
 
 import pytest
 import torch
@@ -58,11 +59,11 @@ def test_device_views_are_augmented_cpu_views_only_normalised():
     plain = SelfSupDataPreprocessor(**NORM)
     ours = build()
     stock = plain(batch('cpu'), True)['inputs']
-    for mark in ('cpu', None):  # the stock pipeline, marked or not
-        for got, want in zip(ours(batch(mark), True)['inputs'], stock):
+    for got, want in zip(ours(batch('cpu'), True)['inputs'], stock):
+        assert torch.equal(got, want)  # the stock pipeline
+    for mark in (DEVICE, None):  # no augmentation or check outside training
+        for got, want in zip(ours(batch(mark), False)['inputs'], stock):
             assert torch.equal(got, want)
-    for got, want in zip(ours(batch(), False)['inputs'], stock):
-        assert torch.equal(got, want)  # no augmentation outside training
     augmented = ours(batch(), True)['inputs']
     assert [x.shape for x in augmented] == [x.shape for x in stock]
     # view 1 is always blurred (BYOL's blur p = 1)
@@ -78,6 +79,11 @@ def test_device_views_are_augmented_cpu_views_only_normalised():
 
 
 def test_mixed_or_mismatched_views_are_refused():
+    # a PackInputs without meta_keys=['photometric'] dropped the mark: the
+    # views would train with no colour augmentation
+    message = re.escape("PackInputs(meta_keys=[..., 'photometric'])")
+    with pytest.raises(ValueError, match=message):
+        build()(batch(None), True)
     mixed = batch()
     mixed['data_samples'][0].set_metainfo(dict(photometric='cpu'))
     with pytest.raises(ValueError, match='mixing'):

@@ -42,6 +42,9 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import nn
 
+from ..datasets import PHOTOMETRIC_KEY
+from ..models import PhotometricDataPreprocessor
+
 __all__ = [
     'Step', 'build_step_model', 'count_step_flops', 'describe_environment',
     'load_step_config', 'make_region_loss_step', 'make_train_step',
@@ -241,8 +244,14 @@ def _autocast(device: torch.device,
 def _model_inputs(model: BaseModel, batch: dict,
                   channels_last: bool) -> Tuple[List[torch.Tensor], list]:
     """The data preprocessor's views (channels-last when asked) and data
-    samples."""
-    data = model.data_preprocessor(batch, True)
+    samples. A :class:`PhotometricDataPreprocessor` gets the views marked
+    as its data pipeline marks them, so the step includes the photometric
+    augmentations it runs on the device."""
+    preprocessor = model.data_preprocessor
+    if isinstance(preprocessor, PhotometricDataPreprocessor):
+        for sample in batch['data_samples']:
+            sample.set_metainfo({PHOTOMETRIC_KEY: preprocessor.mark})
+    data = preprocessor(batch, True)
     inputs = data['inputs']
     if channels_last:
         inputs = [

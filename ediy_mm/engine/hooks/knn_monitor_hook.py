@@ -197,7 +197,7 @@ class KNNMonitorHook(Hook):
         self.val_to_train = torch.tensor(
             [train_classes.index(name) for name in val_classes])
         if self.evaluate_before_train:
-            self.evaluate(runner, epoch=0)
+            self.evaluate(runner, epoch=runner.epoch)  # resumed: not 0
 
     def after_train_epoch(self, runner) -> None:
         """Evaluate every ``interval`` epochs and after the last."""

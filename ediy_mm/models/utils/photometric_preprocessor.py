@@ -53,9 +53,12 @@ class PhotometricDataPreprocessor(SelfSupDataPreprocessor):
     preprocessor's own steps are checked to be those (a config that
     changes one side only fails with a clear error instead of training
     with other augmentations); ``'cpu'`` views (augmented by the workers:
-    the stock pipeline) and unmarked views (mmpretrain's own pipelines) are
-    only converted and normalised, as by the parent. Outside training
-    (``training=False``) nothing is augmented.
+    the stock pipeline) are only converted and normalised, as by the
+    parent. Unmarked views in training (a ``PackInputs`` without
+    ``meta_keys=['photometric']``, or mmpretrain's own pipelines) fail
+    with an error that says so: they would otherwise train without colour
+    augmentation. Outside training (``training=False``) nothing is
+    augmented or checked.
 
     **Random draws.** From this preprocessor's own ``torch.Generator``
     (CPU), seeded from the run's seed, so the model's other draws do not
@@ -172,10 +175,19 @@ class PhotometricDataPreprocessor(SelfSupDataPreprocessor):
         return dict(inputs=inputs, data_samples=data['data_samples'])
 
     def _mark(self, data: dict) -> str:
-        """The samples' common ``photometric`` mark (``'cpu'`` if none),
-        checked against this preprocessor's steps."""
+        """The samples' common ``photometric`` mark, checked against this
+        preprocessor's steps."""
         samples = data.get('data_samples') or []
-        marks = {sample.get(PHOTOMETRIC_KEY, 'cpu') for sample in samples}
+        marks = {sample.get(PHOTOMETRIC_KEY) for sample in samples}
+        if None in marks:
+            raise ValueError(
+                f"PhotometricDataPreprocessor got views without the "
+                f"'{PHOTOMETRIC_KEY}' mark of DecodeMultiView / UniVIPViews: "
+                f"pack it with PackInputs(meta_keys=[..., "
+                f"'{PHOTOMETRIC_KEY}']) (without it the views would train "
+                'with no colour augmentation at all); with a pipeline that '
+                "augments in the workers (mmpretrain's MultiView), use "
+                "mmpretrain's SelfSupDataPreprocessor")
         if len(marks) > 1:
             raise ValueError('PhotometricDataPreprocessor got a batch mixing '
                              f"'{PHOTOMETRIC_KEY}' marks {sorted(marks)}")
