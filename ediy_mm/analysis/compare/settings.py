@@ -273,11 +273,12 @@ PRESETS: Dict[str, Preset] = {
              methods=_ALL)),
     'gpu-tinyin':
     Preset(
-        'the GPU study: 128 px, 4 epochs of 5000 images, batch 256, bf16, '
-        'channels-last, 14 data workers, 3 seeds (about 10 min on one '
-        'H100, an estimate: docs/study.md)',
-        dict(recipe='small-image', size=128, epochs=4, batch_size=256,
-             pretrain_limit=5000, precision='bf16', channels_last=True,
+        'the GPU study: the CPU protocol with 15x the images per run (6 '
+        'epochs of 8000 at 64 px), batch 256, bf16, channels-last, 14 data '
+        'workers, 3 seeds (about 10 min on one H100, an estimate: '
+        'docs/study.md)',
+        dict(recipe='small-image', size=64, epochs=6, batch_size=256,
+             pretrain_limit=8000, precision='bf16', channels_last=True,
              easy_classes=10, probe_train_per_class=20,
              probe_val_per_class=10, monitor_per_class=50, dense_size=224,
              diversity_images=32, workers=14, seeds=[0, 1, 2],
