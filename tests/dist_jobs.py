@@ -11,12 +11,15 @@ Usage::
 
 ``JOBS.json`` maps a name to the arguments of ``tools/train.py`` (the
 config first, ``--work-dir`` given). A run that raises leaves its
-traceback in ``WORK_DIR/failed_rank{rank}.txt`` and the next run starts;
-the collectives time out after 2 minutes, so a run that fails on one
-process only cannot hang the launch.
+traceback in ``WORK_DIR/failed_rank{rank}.txt`` and ends the launch on
+that process: after a failure on one process only the process group
+cannot be trusted, so no later run starts. The other process then fails
+at its next collective, within the group's timeout (5 minutes), and
+leaves its own file.
 """
 import datetime
 import json
+import os
 import os.path as osp
 import sys
 import traceback
@@ -29,22 +32,25 @@ from helpers import load_tool
 
 def main(path: str) -> None:
     train = load_tool('tools/train.py')
-    dist.init_process_group('gloo', timeout=datetime.timedelta(minutes=2))
+    dist.init_process_group('gloo', timeout=datetime.timedelta(minutes=5))
     with open(path) as f:
         jobs = json.load(f)
     for name, argv in jobs.items():
-        args = train.parse_args([*argv, '--launcher', 'pytorch'])
-        cfg = train.merge_args(Config.fromfile(args.config), args)
-        cfg.experiment_name = name  # one logger and message hub per run
         try:
+            args = train.parse_args([*argv, '--launcher', 'pytorch'])
+            cfg = train.merge_args(Config.fromfile(args.config), args)
+            cfg.experiment_name = name  # one logger and message hub per run
             train.build_runner(cfg).train()
-        except Exception:  # noqa: B902 (reported to the test, then go on)
-            failed = osp.join(cfg.work_dir,
-                              f'failed_rank{dist.get_rank()}.txt')
+            dist.barrier()
+        except Exception:  # noqa: B902 (reported to the test)
+            work_dir = argv[argv.index('--work-dir') + 1]
+            os.makedirs(work_dir, exist_ok=True)
+            failed = osp.join(work_dir, f'failed_rank{dist.get_rank()}.txt')
             with open(failed, 'w') as f:
                 f.write(traceback.format_exc())
-        dist.barrier()
-    train.close_distributed()
+            break
+    else:
+        train.close_distributed()
 
 
 if __name__ == '__main__':

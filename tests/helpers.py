@@ -1,20 +1,27 @@
 """Plain helpers shared by the tests."""
+import contextlib
 import glob
 import importlib.util
 import json
+import logging
 import multiprocessing
 import os
 import os.path as osp
+import random
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, Optional, Sequence, Tuple
+import warnings
+from typing import Dict, Iterator, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
-from mmengine.logging import MessageHub
+from mmengine.logging import MessageHub, MMLogger
+from mmengine.registry import DefaultScope
+from mmengine.visualization import Visualizer
 from mmpretrain.registry import MODELS
 
 import ediy_mm  # noqa: F401
@@ -40,10 +47,13 @@ def load_tool(relpath: str):
     return module
 
 
-def run_command(cmd: list, env: Optional[dict] = None) -> str:
-    """Run ``cmd`` from the repository root; assert it succeeds and return
-    its stdout and stderr, interleaved (the tail shows what failed and
-    when)."""
+def run_command(cmd: list,
+                env: Optional[dict] = None,
+                timeout: float = 600,
+                check: bool = True) -> str:
+    """Run ``cmd`` from the repository root; return its stdout and stderr,
+    interleaved; with ``check``, assert that it succeeded (the tail shows
+    what failed and when)."""
     proc = subprocess.run(
         cmd,
         cwd=ROOT,
@@ -51,8 +61,8 @@ def run_command(cmd: list, env: Optional[dict] = None) -> str:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        timeout=600)
-    assert proc.returncode == 0, proc.stdout[-4000:]
+        timeout=timeout)
+    assert proc.returncode == 0 or not check, proc.stdout[-4000:]
     return proc.stdout
 
 
@@ -84,11 +94,11 @@ def run_dist_train(config: str, work_dir: str, *options: str) -> str:
 
 class DistRuns(dict):
     """Rank 0's log of each run of :func:`run_dist_jobs`, by name; reading a
-    run that failed fails with its traceback."""
+    run that failed (or never started) fails with why."""
 
     def __getitem__(self, name: str) -> str:
         log = super().__getitem__(name)
-        assert not log.startswith('FAILED'), log[-4000:]
+        assert not log.startswith('FAILED'), log[-6000:]
         return log
 
 
@@ -96,7 +106,8 @@ def run_dist_jobs(jobs: Dict[str, Sequence[str]], folder) -> DistRuns:
     """Run several trainings in one launch of 2 CPU (gloo) processes
     (``tests/dist_jobs.py``): each goes through tools/train.py's own
     argument parsing, config merging and runner, as under
-    tools/dist_train.sh, one after the other.
+    tools/dist_train.sh, one after the other; the launch stops at the
+    first run that fails.
 
     Args:
         jobs (dict[str, Sequence[str]]): A name to tools/train.py's
@@ -104,7 +115,7 @@ def run_dist_jobs(jobs: Dict[str, Sequence[str]], folder) -> DistRuns:
         folder: Where to write the list of jobs.
 
     Returns:
-        DistRuns: Rank 0's log of each run.
+        DistRuns: Rank 0's log of each run, or why it has none.
     """
     path = osp.join(str(folder), 'dist_jobs.json')
     with open(path, 'w') as f:
@@ -113,24 +124,57 @@ def run_dist_jobs(jobs: Dict[str, Sequence[str]], folder) -> DistRuns:
             for name, argv in jobs.items()
         }, f)
     env = _dist_env()
-    run_command([
+    out = run_command([
         sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
         f'--master_port={env["PORT"]}',
         osp.join(ROOT, 'tests/dist_jobs.py'), path
-    ], env)
-    runs = DistRuns()
+    ],
+                      env,
+                      timeout=300 + 120 * len(jobs),
+                      check=False)
+    runs, failure = DistRuns(), None
     for name, argv in jobs.items():
         work_dir = str(argv[list(argv).index('--work-dir') + 1])
         failed = sorted(glob.glob(osp.join(work_dir, 'failed_rank*.txt')))
         logs = glob.glob(osp.join(work_dir, '*', '*.log'))
         if failed:
-            with open(failed[0]) as f:
-                runs[name] = f'FAILED {failed[0]}\n{f.read()}'
+            texts = []
+            for path in failed:  # every rank: the first to fail says why
+                with open(path) as f:
+                    texts.append(f'{path}:\n{f.read()}')
+            runs[name] = failure = 'FAILED\n' + '\n'.join(texts)
+        elif failure is not None or len(logs) != 1:
+            runs[name] = (f'FAILED: {name} has no log; the launch ended '
+                          f'before it:\n{failure or out[-4000:]}')
         else:
-            (log, ) = logs
-            with open(log) as f:
+            with open(logs[0]) as f:
                 runs[name] = f.read()
     return runs
+
+
+def _fresh_process_state() -> None:
+    """In a forked child, undo what the parent (pytest, earlier tests)
+    left that a new interpreter would not have: new random seeds, Python's
+    own warning display (pytest records warnings), no root log handlers
+    (pytest's capture), no mmengine named instances (loggers, message
+    hubs, scopes, visualisers)."""
+    np.random.seed()
+    random.seed()
+    warnings.resetwarnings()
+    warnings.showwarning = _show_warning
+    for handler in list(logging.root.handlers):
+        logging.root.removeHandler(handler)
+    classes = [MMLogger, MessageHub, DefaultScope, Visualizer]
+    while classes:
+        cls = classes.pop()
+        cls._instance_dict.clear()
+        classes += cls.__subclasses__()
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Print a warning to stderr, as Python does by default."""
+    sys.stderr.write(
+        warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def _train_main(argv: Sequence[str], log: str) -> None:
@@ -143,30 +187,92 @@ def _train_main(argv: Sequence[str], log: str) -> None:
     os.dup2(out.fileno(), 1)
     os.dup2(out.fileno(), 2)
     sys.stdout = sys.stderr = out
+    _fresh_process_state()
     torch.set_num_threads(1)
     sys.argv = [osp.join(ROOT, 'tools/train.py'), *argv]
     load_tool('tools/train.py').main()
 
 
-def start_train(config: str,
-                work_dir: str,
-                options: Sequence[str] = (),
-                extra: Sequence[str] = ()):
-    """Start tools/train.py's ``main`` in a forked child of this process:
-    the same code as ``python tools/train.py``, without spending seconds on
-    importing torch and OpenMMLab again.
+class _Training:
+    """A tools/train.py run in a session of its own: a forked child of this
+    process (the same code as ``python tools/train.py`` without spending
+    seconds on importing torch and OpenMMLab again), or a new interpreter
+    once this process has used CUDA (a forked child cannot)."""
 
-    Returns:
-        tuple: The ``multiprocessing`` process and the path of its output.
-    """
+    def __init__(self, argv: Sequence[str], log: str) -> None:
+        self.log = log
+        if torch.cuda.is_initialized():
+            with open(log, 'w') as out:
+                self._child = subprocess.Popen(
+                    [sys.executable,
+                     osp.join(ROOT, 'tools/train.py'), *argv],
+                    cwd=ROOT,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True)
+        else:
+            self._child = multiprocessing.get_context('fork').Process(
+                target=_train_main, args=(argv, log))
+            self._child.start()
+        self.pid = self._child.pid
+
+    def alive(self) -> bool:
+        if isinstance(self._child, subprocess.Popen):
+            return self._child.poll() is None
+        return self._child.is_alive()
+
+    def wait(self, timeout: Optional[float] = None) -> None:
+        if isinstance(self._child, subprocess.Popen):
+            try:
+                self._child.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        else:
+            self._child.join(timeout)
+
+    @property
+    def exitcode(self) -> Optional[int]:
+        """The exit code; ``-N`` if signal ``N`` ended it."""
+        if isinstance(self._child, subprocess.Popen):
+            return self._child.returncode
+        return self._child.exitcode
+
+    def kill(self) -> None:
+        """SIGKILL its whole session, if it still runs, and reap it."""
+        if self.alive():
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except ProcessLookupError:  # before its setsid
+                os.kill(self.pid, signal.SIGKILL)
+        self.wait()
+
+    def output(self) -> str:
+        with open(self.log) as f:
+            return f.read()
+
+
+@contextlib.contextmanager
+def started_train(
+    config: str,
+    work_dir: str,
+    options: Sequence[str] = (),
+    extra: Sequence[str] = ()
+) -> Iterator[_Training]:
+    """tools/train.py started (:class:`_Training`); on leaving, killed if it
+    still runs, and its output file removed."""
     argv = [str(config), '--work-dir', str(work_dir), *extra]
     if options:
         argv += ['--cfg-options', *options]
-    log = tempfile.mktemp(suffix='.log', prefix='train_')
-    process = multiprocessing.get_context('fork').Process(
-        target=_train_main, args=(argv, log))
-    process.start()
-    return process, log
+    fd, log = tempfile.mkstemp(suffix='.log', prefix='train_')
+    os.close(fd)
+    run = None
+    try:
+        run = _Training(argv, log)
+        yield run
+    finally:
+        if run is not None:
+            run.kill()
+        os.remove(log)
 
 
 def train_to_the_end(
@@ -175,25 +281,21 @@ def train_to_the_end(
     options: Sequence[str] = (),
     extra: Sequence[str] = ()
 ) -> Tuple[int, str]:
-    """tools/train.py (:func:`start_train`) until it exits.
+    """tools/train.py (:func:`started_train`) until it exits (10 minutes
+    at most).
 
     Returns:
         tuple[int, str]: Its exit code and its stdout and stderr,
         interleaved.
     """
-    process, log = start_train(config, work_dir, options, extra)
-    process.join(600)
-    if process.is_alive():
-        os.killpg(process.pid, signal.SIGKILL)
-        process.join()
-    with open(log) as f:
-        out = f.read()
-    os.remove(log)
-    return process.exitcode, out
+    with started_train(config, work_dir, options, extra) as run:
+        run.wait(600)
+        run.kill()
+        return run.exitcode, run.output()
 
 
 def run_train(config: str, work_dir: str, *options: str, extra=()) -> str:
-    """tools/train.py (:func:`start_train`); assert it succeeds and return
+    """tools/train.py (:func:`started_train`); assert it succeeds and return
     its stdout and stderr, interleaved."""
     code, out = train_to_the_end(config, work_dir, options, extra)
     assert code == 0, out[-4000:]
@@ -202,21 +304,20 @@ def run_train(config: str, work_dir: str, *options: str, extra=()) -> str:
 
 def train_then_kill(config: str, work_dir: str, options: Sequence[str],
                     checkpoint: str) -> None:
-    """Start tools/train.py (:func:`start_train`) and SIGKILL it, with its
-    whole process group, as soon as its ``last_checkpoint`` names
+    """Start tools/train.py (:func:`started_train`) and SIGKILL it, with its
+    whole session, as soon as its ``last_checkpoint`` names
     ``checkpoint`` (e.g. ``'iter_4.pth'``): a real kill, mid-run."""
-    process, log = start_train(config, work_dir, options)
-    pointer = osp.join(work_dir, 'last_checkpoint')
-    deadline = time.time() + 300
-    while time.time() < deadline and process.is_alive():
-        if osp.exists(pointer) and open(pointer).read().endswith(checkpoint):
-            break
-        time.sleep(0.05)
-    if process.is_alive():
-        os.killpg(process.pid, signal.SIGKILL)
-    process.join()
-    os.remove(log)
-    assert process.exitcode == -signal.SIGKILL, 'it ended before the kill'
+    with started_train(config, work_dir, options) as run:
+        pointer = osp.join(work_dir, 'last_checkpoint')
+        deadline = time.time() + 300
+        while time.time() < deadline and run.alive():
+            if osp.exists(pointer) and open(pointer).read().endswith(
+                    checkpoint):
+                break
+            time.sleep(0.05)
+        run.kill()
+        assert run.exitcode == -signal.SIGKILL, (
+            'it ended before the kill:\n' + run.output()[-4000:])
 
 
 PRED = dict(

@@ -48,9 +48,9 @@ from ..models import PhotometricDataPreprocessor
 __all__ = [
     'Step', 'build_step_model', 'count_step_flops', 'describe_environment',
     'load_step_config', 'make_region_loss_step', 'make_train_step',
-    'measure_step_memory', 'ms_summary', 'profile_step', 'ratio_summary',
-    'save_random_backbone', 'sized_options', 'static_bytes', 'step_times',
-    'summarise', 'synthetic_batch', 'time_train_steps'
+    'measure_step_memory', 'model_inputs', 'ms_summary', 'profile_step',
+    'ratio_summary', 'save_random_backbone', 'sized_options', 'static_bytes',
+    'step_times', 'summarise', 'synthetic_batch', 'time_train_steps'
 ]
 
 #: One training step of one model: runs it, returns nothing.
@@ -241,8 +241,8 @@ def _autocast(device: torch.device,
     return lambda: torch.autocast(device.type, dtype=getattr(torch, amp_dtype))
 
 
-def _model_inputs(model: BaseModel, batch: dict,
-                  channels_last: bool) -> Tuple[List[torch.Tensor], list]:
+def model_inputs(model: BaseModel, batch: dict,
+                 channels_last: bool) -> Tuple[List[torch.Tensor], list]:
     """The data preprocessor's views (channels-last when asked) and data
     samples. A :class:`PhotometricDataPreprocessor` gets the views marked
     as its data pipeline marks them, so the step includes the photometric
@@ -290,7 +290,7 @@ def make_train_step(model: BaseModel,
     def step() -> None:
         with optim_wrapper.optim_context(model), autocast():
             losses = model(
-                *_model_inputs(model, batch, channels_last), mode='loss')
+                *model_inputs(model, batch, channels_last), mode='loss')
         loss, _ = model.parse_losses(losses)
         optim_wrapper.update_params(loss)
 
@@ -322,7 +322,7 @@ def make_region_loss_step(model: BaseModel,
     head = model.head
     with mock.patch.object(head, 'loss', wraps=head.loss) as spy, \
             torch.no_grad(), autocast():
-        model(*_model_inputs(model, batch, channels_last), mode='loss')
+        model(*model_inputs(model, batch, channels_last), mode='loss')
     feats = spy.call_args.args[0]
     region_head = copy.copy(head)
     region_head.lambda_byol = 0.

@@ -265,7 +265,7 @@ def measure(args: argparse.Namespace, device: torch.device) -> Dict[str, dict]:
             try:
                 results[name]['flops'] = bench.count_step_flops(
                     model,
-                    model.data_preprocessor(batch, True)['inputs'])
+                    bench.model_inputs(model, batch, False)[0])
             except Exception as e:  # noqa: BLE001  (report, do not stop)
                 print(f'FLOP count of {name} failed: {e!r}')
     times = bench.time_train_steps(steps, args.iters, args.warmup, device)

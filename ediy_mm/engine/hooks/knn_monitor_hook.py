@@ -126,8 +126,8 @@ class KNNMonitorHook(Hook):
         image_size (int): Centre-crop side. Defaults to 224.
         batch_size (int): Images per forward pass. Defaults to 64.
         num_workers (int): Data loader workers. Defaults to 2.
-        before_train (bool): Also evaluate before the first epoch (the
-            initial weights), at iteration 0. Defaults to False.
+        before_train (bool): Also evaluate before training (the initial
+            weights, or those resumed from). Defaults to False.
     """
 
     priority = 'NORMAL'
