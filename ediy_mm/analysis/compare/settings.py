@@ -275,7 +275,7 @@ PRESETS: Dict[str, Preset] = {
     Preset(
         'the GPU study: the CPU protocol with 15x the images per run (6 '
         'epochs of 8000 at 64 px), batch 256, bf16, channels-last, 14 data '
-        'workers, 3 seeds (about 10 min on one H100, an estimate: '
+        'workers, 3 seeds (about 11 min on one H100, an estimate: '
         'docs/study.md)',
         dict(recipe='small-image', size=64, epochs=6, batch_size=256,
              pretrain_limit=8000, precision='bf16', channels_last=True,
