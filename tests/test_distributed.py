@@ -1,6 +1,7 @@
-"""Two processes on the CPU (gloo) through tools/dist_train.sh: the full
-E-DIY with gradient accumulation, and every ablation switch of Table 1 and
-the variants, without ``find_unused_parameters``."""
+"""Two processes on the CPU (gloo): the full E-DIY with gradient
+accumulation through tools/dist_train.sh, and every ablation switch of
+Table 1 and the variants (one launch, each run as tools/train.py runs it),
+without ``find_unused_parameters``."""
 import math
 
 import pytest
