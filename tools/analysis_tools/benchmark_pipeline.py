@@ -21,7 +21,6 @@ Example::
         --images data/coco/train2017 --rounds 10
 """
 import argparse
-import json
 import os
 import os.path as osp
 from typing import Optional, Sequence
@@ -35,6 +34,7 @@ from mmengine.registry import init_default_scope
 import ediy_mm  # noqa: F401
 from ediy_mm.analysis import pipeline_benchmark as bench
 from ediy_mm.analysis.step_benchmark import describe_environment
+from ediy_mm.utils.cli import doc_parser, write_json
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_CONFIG = osp.join(
@@ -43,10 +43,7 @@ EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n\n')[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split('\n\n', 1)[1])
+    parser = doc_parser(__doc__)
     parser.add_argument(
         'config',
         nargs='?',
@@ -126,10 +123,7 @@ def run(args: argparse.Namespace) -> dict:
     out = args.out or osp.join(
         'work_dirs', 'benchmark_pipeline',
         f'{osp.splitext(osp.basename(args.config))[0]}.json')
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    with open(out, 'w') as f:
-        json.dump(report, f, indent=1)
-    print(f'written {out}')
+    write_json(report, out)
     return report
 
 

@@ -35,7 +35,6 @@ Examples::
         --teacher-channels-last --peak-tflops 989
 """
 import argparse
-import json
 import os
 import os.path as osp
 import tempfile
@@ -48,6 +47,7 @@ from mmengine.registry import init_default_scope
 
 from ediy_mm.analysis import step_benchmark as bench
 from ediy_mm.models.heads import EDIYHead
+from ediy_mm.utils.cli import doc_parser, write_json
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = {
@@ -70,10 +70,7 @@ LABELS = {
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n\n')[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split('\n\n', 1)[1])
+    parser = doc_parser(__doc__)
     parser.add_argument('--depth', type=int, default=50, help='ResNet depth')
     parser.add_argument(
         '--teacher-depth',
@@ -330,10 +327,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         'work_dirs', 'benchmark_step',
         f'r{args.depth}_{args.size}px_b{args.batch}_{device.type}'
         f'{"_amp" if args.amp else ""}.json')
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    with open(out, 'w') as f:
-        json.dump(report, f, indent=1)
-    print(f'written {out}')
+    write_json(report, out)
     return report
 
 

@@ -39,13 +39,11 @@ import torch
 
 from ediy_mm.analysis.compare import (METHODS, PRECISIONS, PRESETS, RECIPES,
                                       CompareSettings, compare_methods)
+from ediy_mm.utils.cli import doc_parser
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n\n')[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split('\n\n', 1)[1])
+    parser = doc_parser(__doc__)
     parser.add_argument(
         '--preset',
         choices=PRESETS,

@@ -19,13 +19,11 @@ from ediy_mm.analysis import list_images
 from ediy_mm.analysis.grid_mismatch import (compare_grid_options,
                                             format_grid_table,
                                             teacher_and_dilated)
+from ediy_mm.utils.cli import doc_parser
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n\n')[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split('\n\n', 1)[1])
+    parser = doc_parser(__doc__)
     parser.add_argument(
         '--checkpoint',
         help='checkpoint holding the ResNet teacher (default: a randomly '

@@ -24,13 +24,11 @@ from mmengine.config import Config
 
 from ediy_mm.analysis import (STATISTICS, list_images, load_backbones,
                               region_diversity_report)
+from ediy_mm.utils.cli import doc_parser
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n\n')[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split('\n\n', 1)[1])
+    parser = doc_parser(__doc__)
     parser.add_argument(
         'checkpoints',
         nargs='+',

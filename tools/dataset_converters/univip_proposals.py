@@ -24,13 +24,11 @@ from ediy_mm.datasets import list_images
 from ediy_mm.datasets.univip_boxes import BoxRules
 from ediy_mm.datasets.univip_proposals import (MODES, compute_proposals,
                                                list_coco_images)
+from ediy_mm.utils.cli import doc_parser
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n\n')[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split('\n\n', 1)[1])
+    parser = doc_parser(__doc__)
     parser.add_argument('root', help='image folder (the dataset data_root)')
     parser.add_argument(
         '--coco',

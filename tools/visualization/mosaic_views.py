@@ -16,13 +16,11 @@ import argparse
 from typing import Optional, Sequence
 
 from ediy_mm.analysis.mosaic_views import mosaic_views_figure
+from ediy_mm.utils.cli import doc_parser
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n\n')[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split('\n\n', 1)[1])
+    parser = doc_parser(__doc__)
     parser.add_argument('config', help='a MosRep (or mosaic) config')
     parser.add_argument(
         '--images', help='image folder (default: the config\'s data)')

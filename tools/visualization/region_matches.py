@@ -16,13 +16,11 @@ import argparse
 from typing import Optional, Sequence
 
 from ediy_mm.analysis import list_images, load_backbone, region_match_figure
+from ediy_mm.utils.cli import doc_parser
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n\n')[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split('\n\n', 1)[1])
+    parser = doc_parser(__doc__)
     parser.add_argument('teacher', help='teacher checkpoint (any layout)')
     parser.add_argument(
         '--image', help='image (default: the first of scikit-image\'s photos)')

@@ -20,13 +20,11 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ediy_mm.analysis import list_images, load_backbones, saliency_grid
+from ediy_mm.utils.cli import doc_parser
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n\n')[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split('\n\n', 1)[1])
+    parser = doc_parser(__doc__)
     parser.add_argument(
         'checkpoints', nargs='+', help='[LABEL=]CHECKPOINT (any layout)')
     parser.add_argument(

@@ -21,13 +21,11 @@ from ediy_mm.analysis.univip_views import univip_views_figure
 from ediy_mm.datasets.photo_folder import DEFAULT_ROOT
 from ediy_mm.datasets.univip_boxes import BoxRules
 from ediy_mm.datasets.univip_dataset import read_proposal_file
+from ediy_mm.utils.cli import doc_parser
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n\n')[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split('\n\n', 1)[1])
+    parser = doc_parser(__doc__)
     parser.add_argument(
         'folder', nargs='?', help="images (default: scikit-image's photos)")
     parser.add_argument('--proposals', help='proposal file of the folder')
